@@ -1,0 +1,487 @@
+//! Wiring: builds the pipeline (sinks ← shard actors ← router) and runs it
+//! as the SQS daemon or as a replay over files / an S3 prefix.
+//!
+//! Shutdown order (one CancellationToken): stop receiving → finish in-flight
+//! messages (bounded by the grace period) → drop the routers so shard actors
+//! drain their channels and stop → the sinks see their channels close, make a
+//! last outbox attempt and stop.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{AwsConfig, Config, ConfigError, SinkConfig};
+use crate::decode::{Limits, record_stats};
+use crate::ingest::local::{self, Source};
+use crate::ingest::notification::{ObjectRef, skip_reason};
+use crate::ingest::s3::S3Fetcher;
+use crate::ingest::sqs::{self, Health, PollerContext};
+use crate::rules::{self, RuleSet};
+use crate::shard::{EventClock, Router};
+use crate::sink::{self, SinkError, SinkOptions};
+use crate::telemetry::{self, metrics};
+use crate::window::engine::EngineConfig;
+use crate::window::{ShardHandle, ShardParams};
+
+/// Errors that stop a command.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad configuration or rules.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A sink could not be set up.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// A replay source could not be read.
+    #[error("replay source: {0}")]
+    Source(String),
+    /// The HTTP endpoint could not bind.
+    #[error("cannot serve {addr}: {source}")]
+    Http {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shared AWS configuration: default credential chain (env, profile, ECS
+/// task role, IMDS), optional region and endpoint override (LocalStack).
+pub async fn aws_sdk_config(cfg: &AwsConfig) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = &cfg.region {
+        loader = loader.region(aws_config::Region::new(r.clone()));
+    }
+    if let Some(ep) = &cfg.endpoint_url {
+        loader = loader.endpoint_url(ep);
+    }
+    loader.load().await
+}
+
+/// An S3 client; path-style when an endpoint override is set.
+pub fn s3_client(sdk: &aws_config::SdkConfig, cfg: &AwsConfig) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(cfg.s3_force_path_style || cfg.endpoint_url.is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// The running actors.
+pub struct Pipeline {
+    shards: Arc<[ShardHandle]>,
+    /// Routes events to the shards.
+    pub router: Router,
+    tracker: TaskTracker,
+    /// The shared event clock.
+    pub clock: Arc<EventClock>,
+}
+
+impl Pipeline {
+    /// Spawn sinks and shard actors.
+    pub async fn start(
+        cfg: &Config,
+        rules: Arc<RuleSet>,
+        live: bool,
+        aws: Option<&aws_config::SdkConfig>,
+    ) -> Result<Self, AppError> {
+        let tracker = TaskTracker::new();
+        let alerts = sink::spawn_all(
+            &cfg.sinks,
+            SinkOptions {
+                state_dir: &cfg.pipeline.state_dir,
+                capacity: cfg.pipeline.sink_channel_capacity,
+                outbox_retry: Duration::from_secs(if live { 15 } else { 2 }),
+                aws,
+            },
+            &tracker,
+        )
+        .await?;
+        let clock = Arc::new(EventClock::new(
+            live.then_some(cfg.pipeline.idle_timeout_secs as i64 * 1000),
+        ));
+        let params = ShardParams {
+            rules,
+            engine: EngineConfig {
+                lateness_ms: cfg.pipeline.allowed_lateness_secs as i64 * 1000,
+                max_events_per_group: cfg.pipeline.max_events_per_group,
+            },
+            clock: clock.clone(),
+            alerts,
+            capacity: cfg.pipeline.shard_channel_capacity,
+            tick: Duration::from_millis(cfg.pipeline.tick_millis),
+        };
+        let shards: Arc<[ShardHandle]> = (0..cfg.shard_count())
+            .map(|i| ShardHandle::spawn(i, params.clone(), &tracker))
+            .collect();
+        // Only the shards hold alert senders now, so sinks stop after them.
+        drop(params);
+        let router = Router::new(shards.clone(), clock.clone(), cfg.pipeline.batch_events);
+        Ok(Self {
+            shards,
+            router,
+            tracker,
+            clock,
+        })
+    }
+
+    /// Optionally close every window (replay), then stop shards and sinks,
+    /// waiting at most `grace`.
+    pub async fn finish(self, close_windows: bool, grace: Duration) {
+        if close_windows {
+            for s in self.shards.iter() {
+                s.close_all().await;
+            }
+        }
+        let Pipeline {
+            shards,
+            router,
+            tracker,
+            ..
+        } = self;
+        drop(router);
+        drop(shards);
+        tracker.close();
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "Shutdown grace period over; some alerts may be left in the outbox."
+            );
+        }
+    }
+}
+
+/// Run the SQS daemon until `token` is cancelled.
+pub async fn run_daemon(cfg: Config, token: CancellationToken) -> Result<(), AppError> {
+    let rules = Arc::new(rules::load(&cfg.rules)?);
+    let sdk = aws_sdk_config(&cfg.aws).await;
+    let pipeline = Pipeline::start(&cfg, rules.clone(), true, Some(&sdk)).await?;
+    let queue_url = cfg.sqs.queue_url.clone().unwrap_or_default();
+    let fetcher = Arc::new(S3Fetcher::new(
+        s3_client(&sdk, &cfg.aws),
+        Limits::from(&cfg.s3),
+        cfg.s3.fetch_attempts,
+    ));
+    let health = Arc::new(Health::default());
+    let http_token = CancellationToken::new();
+    if !cfg.telemetry.http_listen.is_empty() {
+        let addr: SocketAddr = cfg
+            .telemetry
+            .http_listen
+            .parse()
+            .expect("validated at load");
+        let bound = telemetry::http::serve(
+            addr,
+            health.clone(),
+            cfg.sinks.len(),
+            cfg.sqs.wait_time_secs,
+            http_token.clone(),
+        )
+        .await
+        .map_err(|source| AppError::Http { addr, source })?;
+        tracing::info!(%bound, "Serving /metrics, /healthz, /readyz.");
+    }
+    let tasks = TaskTracker::new();
+    let ctx = PollerContext {
+        client: aws_sdk_sqs::Client::new(&sdk),
+        cfg: cfg.sqs.clone(),
+        queue_url: queue_url.clone(),
+        fetcher,
+        router: pipeline.router.clone(),
+        fetch_permits: Arc::new(Semaphore::new(cfg.s3.fetch_concurrency)),
+        inflight: Arc::new(Semaphore::new(
+            (cfg.s3.fetch_concurrency * 4).max(cfg.sqs.max_messages as usize),
+        )),
+        tasks: tasks.clone(),
+        health,
+    };
+    tracing::info!(
+        queue = %queue_url,
+        shards = cfg.shard_count(),
+        rules = rules.rules.len(),
+        sinks = ?cfg.sinks.iter().map(SinkConfig::kind).collect::<Vec<_>>(),
+        "reconwatch running."
+    );
+    let pollers: Vec<_> = (0..cfg.sqs.pollers)
+        .map(|i| tokio::spawn(sqs::poll_loop(ctx.clone(), i, token.clone())))
+        .collect();
+    token.cancelled().await;
+    tracing::info!("Shutdown requested: stopping pollers, draining in-flight messages.");
+    for p in pollers {
+        if let Err(e) = p.await
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+    let grace = Duration::from_secs(cfg.pipeline.shutdown_grace_secs);
+    tasks.close();
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!(
+            "In-flight messages did not finish in the grace period; SQS will redeliver them."
+        );
+    }
+    drop(ctx);
+    pipeline.finish(false, grace).await;
+    http_token.cancel();
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone)]
+pub struct ReplaySummary {
+    /// Objects read completely.
+    pub objects_ok: u64,
+    /// Objects with an error (named in the log).
+    pub objects_failed: u64,
+    /// Objects skipped (digests, empty, not JSON).
+    pub objects_skipped: u64,
+    /// Decompressed bytes.
+    pub bytes: u64,
+    /// Records found.
+    pub records: u64,
+    /// Events decoded.
+    pub events: u64,
+    /// Records skipped, by reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// Late events.
+    pub late: u64,
+    /// Duplicate events.
+    pub duplicates: u64,
+    /// Events without identity.
+    pub no_identity: u64,
+    /// Alerts by rule.
+    pub alerts: BTreeMap<String, u64>,
+    /// Signals by rule.
+    pub signals: BTreeMap<String, u64>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for ReplaySummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(f, "replay summary")?;
+        writeln!(
+            f,
+            "  objects ok / failed / skipped  {} / {} / {}",
+            self.objects_ok, self.objects_failed, self.objects_skipped
+        )?;
+        writeln!(f, "  records                        {}", self.records)?;
+        writeln!(f, "  events                         {}", self.events)?;
+        for (k, v) in &self.skipped {
+            writeln!(f, "  records skipped ({k:<14}) {v}")?;
+        }
+        writeln!(
+            f,
+            "  events late / duplicate / no identity  {} / {} / {}",
+            self.late, self.duplicates, self.no_identity
+        )?;
+        writeln!(
+            f,
+            "  decompressed MB                {:.1}",
+            self.bytes as f64 / 1e6
+        )?;
+        writeln!(f, "  elapsed s                      {:.2}", secs)?;
+        writeln!(
+            f,
+            "  events/s                       {:.0}",
+            self.events as f64 / secs
+        )?;
+        if self.alerts.is_empty() {
+            writeln!(f, "  alerts                         0")?;
+        }
+        for (k, v) in &self.alerts {
+            writeln!(f, "  alerts  {k:<30} {v}")?;
+        }
+        for (k, v) in &self.signals {
+            writeln!(f, "  signals {k:<30} {v}")?;
+        }
+        Ok(())
+    }
+}
+
+enum Item {
+    File(PathBuf),
+    Object(ObjectRef),
+}
+
+impl Item {
+    fn name(&self) -> String {
+        match self {
+            Item::File(p) => p.display().to_string(),
+            Item::Object(o) => format!("s3://{}/{}", o.bucket, o.key),
+        }
+    }
+}
+
+fn delta(before: &BTreeMap<String, u64>, after: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0);
+            (d > 0).then_some((k, d))
+        })
+        .collect()
+}
+
+/// Replay files, directories and `s3://` prefixes through the full pipeline.
+pub async fn replay(
+    cfg: Config,
+    sources: Vec<String>,
+    token: CancellationToken,
+) -> Result<ReplaySummary, AppError> {
+    let started = Instant::now();
+    let rules = Arc::new(rules::load(&cfg.rules)?);
+    let sources: Vec<Source> = sources.iter().map(|s| Source::parse(s)).collect();
+    let needs_aws = sources.iter().any(|s| matches!(s, Source::S3 { .. }))
+        || cfg
+            .sinks
+            .iter()
+            .any(|s| matches!(s, SinkConfig::Sns { .. }));
+    let sdk = if needs_aws {
+        Some(aws_sdk_config(&cfg.aws).await)
+    } else {
+        None
+    };
+    let limits = Limits::from(&cfg.s3);
+    let fetcher = sdk
+        .as_ref()
+        .map(|sdk| S3Fetcher::new(s3_client(sdk, &cfg.aws), limits, cfg.s3.fetch_attempts));
+    let mut summary = ReplaySummary::default();
+    let mut items = Vec::new();
+    for s in &sources {
+        match s {
+            Source::Local(p) => {
+                let files = local::list_files(p).map_err(|e| AppError::Source(e.to_string()))?;
+                items.extend(files.into_iter().map(Item::File));
+            }
+            Source::S3 { bucket, prefix } => {
+                let f = fetcher.as_ref().expect("AWS configured for S3 sources");
+                for o in f.list(bucket, prefix).await.map_err(AppError::Source)? {
+                    match skip_reason(&o) {
+                        Some(_) => summary.objects_skipped += 1,
+                        None => items.push(Item::Object(o)),
+                    }
+                }
+            }
+        }
+    }
+    items.sort_by(|a, b| local::replay_order(&a.name(), &b.name()));
+    // Delivery slot per item; the watermark may not pass the oldest unread one.
+    let slots: Vec<Option<i64>> = items
+        .iter()
+        .map(|i| {
+            let name = i.name();
+            local::cloudtrail_slot(&name).and_then(|s| {
+                crate::decode::time::parse_rfc3339_ms(&format!(
+                    "{}-{}-{}T{}:{}:00Z",
+                    &s[0..4],
+                    &s[4..6],
+                    &s[6..8],
+                    &s[9..11],
+                    &s[11..13]
+                ))
+            })
+        })
+        .collect();
+    let m = metrics();
+    let alerts_before = m.alerts.snapshot();
+    let signals_before = m.signals.snapshot();
+    let (late0, dup0, noid0) = (
+        m.events_late.get(),
+        m.events_duplicate.get(),
+        m.events_no_identity.get(),
+    );
+    let pipeline = Pipeline::start(&cfg, rules, false, sdk.as_ref()).await?;
+    let progress = telemetry::progress::Progress::new(
+        "replay",
+        items.len() as u64,
+        std::io::stderr().is_terminal(),
+    );
+    let router = pipeline.router.clone();
+    let clock = pipeline.clock.clone();
+    // Objects without a CloudTrail slot in their name (ad-hoc exports) can be
+    // from any time: hold the watermark until the end so none of them is late.
+    let ceiling = |done: usize| match slots.get(done) {
+        Some(Some(slot)) => *slot,
+        _ => i64::MIN,
+    };
+    clock.set_ceiling(ceiling(0));
+    let mut done = 0usize;
+    let fetcher_ref = fetcher.as_ref();
+    {
+        let results = futures::stream::iter(items)
+            .take_until(token.cancelled())
+            .map(|item| {
+                let mut router = router.clone();
+                async move {
+                    let name = item.name();
+                    let r = match &item {
+                        Item::File(p) => local::process_file(p, limits, &mut router)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Item::Object(o) => fetcher_ref
+                            .expect("AWS configured for S3 sources")
+                            .process(o, &mut router)
+                            .await
+                            .map_err(|e| e.to_string()),
+                    };
+                    (name, r)
+                }
+            })
+            .buffered(cfg.s3.fetch_concurrency);
+        let mut results = std::pin::pin!(results);
+        while let Some((name, r)) = results.next().await {
+            done += 1;
+            // After the last object the ceiling stays: batches may still be
+            // queued for the shards, and close_all settles everything.
+            if done < slots.len() {
+                clock.set_ceiling(ceiling(done));
+            }
+            match r {
+                Ok(stats) => {
+                    record_stats(&stats);
+                    summary.objects_ok += 1;
+                    summary.bytes += stats.bytes;
+                    summary.records += stats.records;
+                    summary.events += stats.events;
+                    for (k, v) in &stats.skipped {
+                        *summary.skipped.entry(k.to_string()).or_default() += v;
+                    }
+                    if stats.skipped_total() > 0 {
+                        tracing::warn!(object = %name, skipped = ?stats.skipped, "Records skipped.");
+                    }
+                    progress.object_done(stats.events);
+                }
+                Err(e) => {
+                    summary.objects_failed += 1;
+                    tracing::error!(object = %name, error = %e, "Object failed.");
+                    progress.object_done(0);
+                }
+            }
+        }
+    }
+    drop(router);
+    pipeline
+        .finish(true, Duration::from_secs(cfg.pipeline.shutdown_grace_secs))
+        .await;
+    progress.finish();
+    summary.alerts = delta(&alerts_before, m.alerts.snapshot());
+    summary.signals = delta(&signals_before, m.signals.snapshot());
+    summary.late = m.events_late.get() - late0;
+    summary.duplicates = m.events_duplicate.get() - dup0;
+    summary.no_identity = m.events_no_identity.get() - noid0;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}

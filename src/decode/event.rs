@@ -1,0 +1,240 @@
+//! The compact event the rules see: only the CloudTrail fields they need,
+//! with repeated strings interned so a batch costs few allocations.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// An interned string. Cloning is a reference-count bump.
+pub type Sym = Arc<str>;
+
+/// Where the identity key came from, in fallback order (rules.md: "Identity =
+/// userIdentity.arn; when absent fall back to principalId / accessKeyId /
+/// invokedBy").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentitySource {
+    /// `userIdentity.arn`.
+    Arn,
+    /// `userIdentity.principalId`.
+    PrincipalId,
+    /// `userIdentity.accessKeyId`.
+    AccessKeyId,
+    /// `userIdentity.invokedBy` (an AWS service).
+    InvokedBy,
+    /// No identity field at all; such events are counted, not judged.
+    None,
+}
+
+/// One CloudTrail record, reduced to what detection needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `eventTime` in milliseconds since the Unix epoch (UTC).
+    pub time_ms: i64,
+    /// `eventID` as 128 bits (UUIDs parsed, anything else hashed).
+    pub id: u128,
+    /// `eventName`.
+    pub name: Sym,
+    /// `eventSource`, e.g. `ec2.amazonaws.com`.
+    pub source: Sym,
+    /// `awsRegion`.
+    pub region: Sym,
+    /// `sourceIPAddress` (an IP, or a service name for AWS services).
+    pub source_ip: Option<Sym>,
+    /// `userAgent`.
+    pub user_agent: Option<Sym>,
+    /// `errorCode`; `None` for successful calls.
+    pub error_code: Option<Sym>,
+    /// `recipientAccountId`, else `userIdentity.accountId`.
+    pub account_id: Option<Sym>,
+    /// The identity key used for sharding and grouping.
+    pub identity: Sym,
+    /// Which field [`Event::identity`] came from.
+    pub identity_source: IdentitySource,
+    /// `userIdentity.type` (IAMUser, AssumedRole, Root, AWSService, ...).
+    pub identity_type: Option<Sym>,
+    /// `userIdentity.accessKeyId`.
+    pub access_key_id: Option<Sym>,
+    /// `sessionCredentialFromConsole == "true"`.
+    pub console_session: bool,
+}
+
+/// Shared handle to an event; rules keep these in their window buffers.
+pub type EventRef = Arc<Event>;
+
+/// Fields a rule can filter, group or aggregate on (names as in rule files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    /// The identity key (normally `userIdentity.arn`).
+    Identity,
+    /// `userIdentity.type`.
+    IdentityType,
+    /// `userIdentity.accessKeyId`.
+    AccessKeyId,
+    /// `eventName`.
+    EventName,
+    /// `eventSource`.
+    EventSource,
+    /// `awsRegion`.
+    AwsRegion,
+    /// `sourceIPAddress`.
+    SourceIp,
+    /// `userAgent`.
+    UserAgent,
+    /// Account id.
+    AccountId,
+    /// `errorCode`.
+    ErrorCode,
+    /// `"true"` / `"false"` for `sessionCredentialFromConsole`.
+    ConsoleSession,
+}
+
+impl Field {
+    /// Every field, for documentation and `rules list`.
+    pub const ALL: [Field; 11] = [
+        Field::Identity,
+        Field::IdentityType,
+        Field::AccessKeyId,
+        Field::EventName,
+        Field::EventSource,
+        Field::AwsRegion,
+        Field::SourceIp,
+        Field::UserAgent,
+        Field::AccountId,
+        Field::ErrorCode,
+        Field::ConsoleSession,
+    ];
+
+    /// The field's name in rule files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Identity => "identity",
+            Field::IdentityType => "identity_type",
+            Field::AccessKeyId => "access_key_id",
+            Field::EventName => "event_name",
+            Field::EventSource => "event_source",
+            Field::AwsRegion => "aws_region",
+            Field::SourceIp => "source_ip",
+            Field::UserAgent => "user_agent",
+            Field::AccountId => "account_id",
+            Field::ErrorCode => "error_code",
+            Field::ConsoleSession => "console_session",
+        }
+    }
+}
+
+static TRUE: &str = "true";
+static FALSE: &str = "false";
+
+impl Event {
+    /// The value of `field` as text, `None` when the record lacks it.
+    pub fn get(&self, field: Field) -> Option<&str> {
+        match field {
+            Field::Identity => Some(&self.identity),
+            Field::IdentityType => self.identity_type.as_deref(),
+            Field::AccessKeyId => self.access_key_id.as_deref(),
+            Field::EventName => Some(&self.name),
+            Field::EventSource => Some(&self.source),
+            Field::AwsRegion => Some(&self.region),
+            Field::SourceIp => self.source_ip.as_deref(),
+            Field::UserAgent => self.user_agent.as_deref(),
+            Field::AccountId => self.account_id.as_deref(),
+            Field::ErrorCode => self.error_code.as_deref(),
+            Field::ConsoleSession => Some(if self.console_session { TRUE } else { FALSE }),
+        }
+    }
+
+    /// The value of `field` as a shared symbol (cheap to keep).
+    pub fn get_sym(&self, field: Field) -> Option<Sym> {
+        match field {
+            Field::Identity => Some(self.identity.clone()),
+            Field::IdentityType => self.identity_type.clone(),
+            Field::AccessKeyId => self.access_key_id.clone(),
+            Field::EventName => Some(self.name.clone()),
+            Field::EventSource => Some(self.source.clone()),
+            Field::AwsRegion => Some(self.region.clone()),
+            Field::SourceIp => self.source_ip.clone(),
+            Field::UserAgent => self.user_agent.clone(),
+            Field::AccountId => self.account_id.clone(),
+            Field::ErrorCode => self.error_code.clone(),
+            Field::ConsoleSession => {
+                Some(Arc::from(if self.console_session { TRUE } else { FALSE }))
+            }
+        }
+    }
+
+    /// Whether the identity is an AWS service acting on the account's behalf.
+    pub fn is_aws_service(&self) -> bool {
+        self.identity_type.as_deref() == Some("AWSService")
+    }
+
+    /// The event ID back in UUID text form.
+    pub fn id_string(&self) -> String {
+        format_uuid(self.id)
+    }
+}
+
+/// Render 128 bits as a lowercase hyphenated UUID.
+pub fn format_uuid(v: u128) -> String {
+    let h = format!("{v:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Parse a hyphenated UUID; `None` if it is not one.
+pub fn parse_uuid(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        let d = (c as char).to_digit(16)?;
+        v = (v << 4) | d as u128;
+    }
+    Some(v)
+}
+
+/// Stable 128-bit FNV-1a, for event IDs that are not UUIDs. Stable across
+/// processes and versions, unlike `std`'s hasher, because ids are persisted.
+pub fn fnv128(data: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    let mut h = OFFSET;
+    for &b in data {
+        h ^= b as u128;
+        h = h.wrapping_mul(PRIME);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_roundtrip() {
+        let s = "f0cce5bc-5f9e-4ee1-bb48-e20fecb32403";
+        let v = parse_uuid(s).unwrap();
+        assert_eq!(format_uuid(v), s);
+        assert_eq!(parse_uuid("F0CCE5BC-5F9E-4EE1-BB48-E20FECB32403"), Some(v));
+        assert_eq!(parse_uuid("not-a-uuid"), None);
+        assert_eq!(parse_uuid("f0cce5bc-5f9e-4ee1-bb48-e20fecb3240z"), None);
+    }
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv128(b""), 0x6c62272e07bb014262b821756295c58d);
+        assert_ne!(fnv128(b"a"), fnv128(b"b"));
+    }
+}

@@ -1,0 +1,352 @@
+//! Decode stage: a (possibly gzip-compressed) CloudTrail object as an async
+//! byte stream → batches of [`Event`]s, streamed with bounded memory.
+//!
+//! Compression is detected from the gzip magic bytes, not trusted from the key
+//! name; multi-member gzip is supported. A malformed record is skipped and
+//! counted; a structural problem (truncation, not JSON, caps exceeded) ends
+//! the object with an error after every record before it was delivered.
+
+pub mod event;
+pub mod record;
+pub mod splitter;
+pub mod time;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use async_compression::tokio::bufread::GzipDecoder;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+
+pub use event::{Event, EventRef, Field, IdentitySource, Sym};
+use record::{Interner, parse_record};
+use splitter::{Piece, RecordSplitter, SplitError};
+
+use crate::telemetry::metrics;
+
+/// Limits applied to each object (gzip-bomb and abuse guards).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Cap on decompressed bytes.
+    pub max_decompressed_bytes: u64,
+    /// Cap on records.
+    pub max_records: u64,
+    /// Cap on one record's bytes.
+    pub max_record_bytes: usize,
+}
+
+impl From<&crate::config::S3Config> for Limits {
+    fn from(c: &crate::config::S3Config) -> Self {
+        Self {
+            max_decompressed_bytes: c.max_decompressed_bytes,
+            max_records: c.max_records_per_object,
+            max_record_bytes: c.max_record_bytes,
+        }
+    }
+}
+
+/// Why an object could not be decoded to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Reading or decompressing failed (truncated gzip, corrupt deflate, I/O).
+    #[error("read/decompress failed after {bytes} decompressed bytes: {source}")]
+    Read {
+        /// Decompressed bytes read before the failure.
+        bytes: u64,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The name says gzip but the bytes do not.
+    #[error("object name ends in .gz but its content is not gzip (first bytes {0:02x?})")]
+    NotGzip(Vec<u8>),
+    /// The JSON structure is broken.
+    #[error(transparent)]
+    Structure(#[from] SplitError),
+    /// More decompressed bytes than allowed.
+    #[error("decompressed size exceeds the cap of {0} bytes (possible gzip bomb)")]
+    TooLarge(u64),
+    /// More records than allowed.
+    #[error("object has more than the cap of {0} records")]
+    TooManyRecords(u64),
+    /// The downstream stage closed (shutdown).
+    #[error("pipeline closed while decoding")]
+    Closed,
+}
+
+impl DecodeError {
+    /// Whether retrying the same object later can succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(self, DecodeError::Read { .. } | DecodeError::Closed)
+    }
+}
+
+/// What happened to an object's records.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ObjectStats {
+    /// Decompressed bytes read.
+    pub bytes: u64,
+    /// Record slots found (good and bad).
+    pub records: u64,
+    /// Records turned into events and delivered.
+    pub events: u64,
+    /// Skipped records by reason.
+    pub skipped: BTreeMap<&'static str, u64>,
+}
+
+impl ObjectStats {
+    /// Total skipped records.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+}
+
+/// Where decoded events go. Implemented by the shard router.
+pub trait EventOut {
+    /// Deliver a batch; `Err` means the pipeline is closing.
+    fn push(&mut self, events: Vec<Event>) -> impl Future<Output = Result<(), ()>> + Send;
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// Decode an object read from `reader`. `name` (key or path) is used only to
+/// refuse `.gz` names whose content is not gzip and for error messages.
+pub async fn decode_object<R, O>(
+    reader: R,
+    name: &str,
+    limits: Limits,
+    out: &mut O,
+) -> Result<ObjectStats, DecodeError>
+where
+    R: AsyncRead + Unpin + Send,
+    O: EventOut + Send,
+{
+    let mut buffered = BufReader::with_capacity(CHUNK, reader);
+    let head = buffered
+        .fill_buf()
+        .await
+        .map_err(|source| DecodeError::Read { bytes: 0, source })?;
+    let is_gzip = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+    if !is_gzip && name.ends_with(".gz") && !head.is_empty() {
+        return Err(DecodeError::NotGzip(head.iter().take(4).copied().collect()));
+    }
+    if is_gzip {
+        let mut dec = GzipDecoder::new(buffered);
+        dec.multiple_members(true);
+        decode_plain(dec, limits, out).await
+    } else {
+        decode_plain(buffered, limits, out).await
+    }
+}
+
+async fn decode_plain<R, O>(
+    mut reader: R,
+    limits: Limits,
+    out: &mut O,
+) -> Result<ObjectStats, DecodeError>
+where
+    R: AsyncRead + Unpin + Send,
+    O: EventOut + Send,
+{
+    let mut splitter = RecordSplitter::new(limits.max_record_bytes);
+    let mut interner = Interner::default();
+    let mut stats = ObjectStats::default();
+    let mut buf = vec![0u8; CHUNK];
+    let mut batch: Vec<Event> = Vec::with_capacity(1024);
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(n) => n,
+            Err(source) => {
+                flush(&mut batch, out).await?;
+                return Err(DecodeError::Read {
+                    bytes: stats.bytes,
+                    source,
+                });
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        stats.bytes += n as u64;
+        if stats.bytes > limits.max_decompressed_bytes {
+            flush(&mut batch, out).await?;
+            return Err(DecodeError::TooLarge(limits.max_decompressed_bytes));
+        }
+        let mut too_many = false;
+        let res = splitter.feed(&buf[..n], &mut |piece| {
+            stats.records += 1;
+            if stats.records > limits.max_records {
+                too_many = true;
+                return;
+            }
+            match piece {
+                Piece::Record(bytes) => match parse_record(bytes, &mut interner) {
+                    Ok(ev) => batch.push(ev),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "Skipping record.");
+                        *stats.skipped.entry(e.reason()).or_default() += 1;
+                    }
+                },
+                Piece::Oversized => *stats.skipped.entry("oversized").or_default() += 1,
+                Piece::NonObject => *stats.skipped.entry("not_an_object").or_default() += 1,
+            }
+        });
+        stats.events += batch.len() as u64;
+        flush(&mut batch, out).await?;
+        if too_many {
+            return Err(DecodeError::TooManyRecords(limits.max_records));
+        }
+        res?;
+    }
+    splitter.finish()?;
+    Ok(stats)
+}
+
+async fn flush<O: EventOut + Send>(batch: &mut Vec<Event>, out: &mut O) -> Result<(), DecodeError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let events = std::mem::replace(batch, Vec::with_capacity(1024));
+    out.push(events).await.map_err(|_| DecodeError::Closed)
+}
+
+/// Record an object's outcome in the metrics.
+pub fn record_stats(stats: &ObjectStats) {
+    let m = metrics();
+    m.bytes_decompressed.add(stats.bytes);
+    m.records_parsed.add(stats.events);
+    for (reason, n) in &stats.skipped {
+        m.records_skipped.add(reason, *n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[derive(Default)]
+    struct Collect(Vec<Event>);
+    impl EventOut for Collect {
+        async fn push(&mut self, events: Vec<Event>) -> Result<(), ()> {
+            self.0.extend(events);
+            Ok(())
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_decompressed_bytes: 1 << 30,
+            max_records: 1_000_000,
+            max_record_bytes: 1 << 20,
+        }
+    }
+
+    fn rec(i: usize) -> String {
+        format!(
+            r#"{{"eventTime":"2023-07-10T12:00:{:02}Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","userIdentity":{{"arn":"arn:aws:iam::1:user/u"}},"eventID":"00000000-0000-0000-0000-{:012}"}}"#,
+            i % 60,
+            i
+        )
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    async fn run(
+        bytes: Vec<u8>,
+        name: &str,
+        l: Limits,
+    ) -> (Vec<Event>, Result<ObjectStats, DecodeError>) {
+        let mut c = Collect::default();
+        let r = decode_object(std::io::Cursor::new(bytes), name, l, &mut c).await;
+        (c.0, r)
+    }
+
+    #[tokio::test]
+    async fn plain_gzip_and_multimember() {
+        let body = format!(r#"{{"Records":[{},{}]}}"#, rec(1), rec(2));
+        let (ev, r) = run(body.clone().into_bytes(), "a.json", limits()).await;
+        assert_eq!(ev.len(), 2);
+        assert_eq!(r.unwrap().events, 2);
+        let (ev, _) = run(gz(body.as_bytes()), "a.json.gz", limits()).await;
+        assert_eq!(ev.len(), 2);
+        // Two gzip members, split in the middle of a record.
+        let (a, b) = body.as_bytes().split_at(body.len() / 2);
+        let mut two = gz(a);
+        two.extend(gz(b));
+        let (ev, r) = run(two, "a.json.gz", limits()).await;
+        assert_eq!(ev.len(), 2);
+        assert!(r.is_ok());
+    }
+
+    #[tokio::test]
+    async fn bad_records_are_skipped_rest_kept() {
+        let body = format!(
+            r#"{{"Records":[{},{{"eventTime":"x"}},{{"eventName":7}},{}]}}"#,
+            rec(1),
+            rec(2)
+        );
+        let (ev, r) = run(body.into_bytes(), "a.json", limits()).await;
+        let s = r.unwrap();
+        assert_eq!(ev.len(), 2);
+        assert_eq!(s.records, 4);
+        assert_eq!(s.skipped.get("bad_event_time"), Some(&1));
+        assert_eq!(s.skipped.get("invalid_json"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn truncated_gzip_delivers_prefix_then_errors() {
+        let recs: Vec<String> = (0..2000).map(rec).collect();
+        let body = format!(r#"{{"Records":[{}]}}"#, recs.join(","));
+        let z = gz(body.as_bytes());
+        let (ev, r) = run(z[..z.len() / 2].to_vec(), "a.json.gz", limits()).await;
+        let err = r.unwrap_err();
+        assert!(matches!(err, DecodeError::Read { .. }), "{err}");
+        assert!(err.retryable());
+        assert!(!ev.is_empty() && ev.len() < 2000, "{}", ev.len());
+    }
+
+    #[tokio::test]
+    async fn not_gzip_with_gz_name() {
+        let (_, r) = run(b"{\"Records\":[]}".to_vec(), "x.json.gz", limits()).await;
+        assert!(matches!(r, Err(DecodeError::NotGzip(_))));
+    }
+
+    #[tokio::test]
+    async fn gzip_bomb_is_capped() {
+        let zeros = vec![b' '; 10 << 20];
+        let z = gz(&zeros);
+        assert!(z.len() < 100_000);
+        let l = Limits {
+            max_decompressed_bytes: 1 << 20,
+            ..limits()
+        };
+        let (_, r) = run(z, "bomb.json.gz", l).await;
+        assert!(matches!(r, Err(DecodeError::TooLarge(_))));
+    }
+
+    #[tokio::test]
+    async fn record_cap() {
+        let recs: Vec<String> = (0..10).map(rec).collect();
+        let body = format!(r#"{{"Records":[{}]}}"#, recs.join(","));
+        let l = Limits {
+            max_records: 5,
+            ..limits()
+        };
+        let (ev, r) = run(body.into_bytes(), "a.json", l).await;
+        assert!(matches!(r, Err(DecodeError::TooManyRecords(5))));
+        assert!(ev.len() <= 5);
+    }
+
+    #[tokio::test]
+    async fn empty_records_and_empty_body() {
+        let (ev, r) = run(b"{\"Records\":[]}".to_vec(), "a.json", limits()).await;
+        assert!(ev.is_empty());
+        assert_eq!(r.unwrap().records, 0);
+        let (ev, r) = run(Vec::new(), "a.json.gz", limits()).await;
+        assert!(ev.is_empty() && r.is_ok());
+    }
+}

@@ -1,0 +1,173 @@
+//! Shard stage: routes each event to the window actor that owns its
+//! identity (`hash(identity) % shards`), in batches, and keeps the shared
+//! event clock that drives every actor's watermark.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use rustc_hash::FxHasher;
+
+use crate::decode::{Event, EventOut, EventRef};
+use crate::ingest::ack::Ack;
+use crate::telemetry::metrics;
+use crate::window::ShardHandle;
+
+/// Wall clock in Unix ms.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The newest event time seen by any fetcher, plus when events last arrived,
+/// so an idle stream still advances the watermark.
+#[derive(Debug)]
+pub struct EventClock {
+    max_event_ms: AtomicI64,
+    /// Replay: the delivery slot of the oldest object not yet fully read;
+    /// the watermark may not pass it (objects are read concurrently).
+    ceiling_ms: AtomicI64,
+    last_arrival_ms: AtomicI64,
+    /// `None` disables the idle advance (replay: wall time is meaningless).
+    idle_timeout_ms: Option<i64>,
+}
+
+impl EventClock {
+    /// A clock; `idle_timeout_ms` as in [`EventClock::effective_max_ms`].
+    pub fn new(idle_timeout_ms: Option<i64>) -> Self {
+        Self {
+            max_event_ms: AtomicI64::new(i64::MIN),
+            ceiling_ms: AtomicI64::new(i64::MAX),
+            last_arrival_ms: AtomicI64::new(now_ms()),
+            idle_timeout_ms,
+        }
+    }
+
+    /// Note a batch whose newest event is `max_ms`.
+    pub fn observe(&self, max_ms: i64) {
+        let prev = self.max_event_ms.fetch_max(max_ms, Ordering::AcqRel);
+        if max_ms > prev {
+            metrics().watermark_ms.set(max_ms);
+        }
+        self.last_arrival_ms.store(now_ms(), Ordering::Release);
+    }
+
+    /// Cap the effective time (replay: the oldest unfinished object's slot).
+    pub fn set_ceiling(&self, ms: i64) {
+        self.ceiling_ms.store(ms, Ordering::Release);
+    }
+
+    /// Newest event time seen, advanced by the wall-clock time spent idle
+    /// beyond the idle timeout (so windows close on a quiet stream).
+    pub fn effective_max_ms(&self) -> i64 {
+        let max = self
+            .max_event_ms
+            .load(Ordering::Acquire)
+            .min(self.ceiling_ms.load(Ordering::Acquire));
+        if max == i64::MIN {
+            return max;
+        }
+        match self.idle_timeout_ms {
+            Some(idle) => {
+                let quiet = now_ms() - self.last_arrival_ms.load(Ordering::Acquire) - idle;
+                max.saturating_add(quiet.max(0))
+            }
+            None => max,
+        }
+    }
+}
+
+/// Shard index of an identity.
+pub fn shard_of(identity: &str, shards: usize) -> usize {
+    let mut h = FxHasher::default();
+    identity.hash(&mut h);
+    (h.finish() % shards as u64) as usize
+}
+
+/// Routes decoded events to shard actors. One per fetch task; cheap to make.
+#[derive(Debug, Clone)]
+pub struct Router {
+    shards: Arc<[ShardHandle]>,
+    clock: Arc<EventClock>,
+    batch_events: usize,
+    ack: Option<Ack>,
+}
+
+impl Router {
+    /// A router over `shards`.
+    pub fn new(shards: Arc<[ShardHandle]>, clock: Arc<EventClock>, batch_events: usize) -> Self {
+        Self {
+            shards,
+            clock,
+            batch_events,
+            ack: None,
+        }
+    }
+
+    /// The same router, attaching `ack` to every batch it sends.
+    pub fn with_ack(&self, ack: Ack) -> Self {
+        Self {
+            ack: Some(ack),
+            ..self.clone()
+        }
+    }
+}
+
+impl EventOut for Router {
+    async fn push(&mut self, events: Vec<Event>) -> Result<(), ()> {
+        let n = self.shards.len();
+        let mut per: Vec<Vec<EventRef>> = vec![Vec::new(); n];
+        let mut max = i64::MIN;
+        for e in events {
+            max = max.max(e.time_ms);
+            let i = shard_of(&e.identity, n);
+            per[i].push(Arc::new(e));
+        }
+        if max != i64::MIN {
+            self.clock.observe(max);
+        }
+        for (i, mut evs) in per.into_iter().enumerate() {
+            while !evs.is_empty() {
+                let rest = if evs.len() > self.batch_events {
+                    evs.split_off(self.batch_events)
+                } else {
+                    Vec::new()
+                };
+                self.shards[i].send(evs, self.ack.clone()).await?;
+                evs = rest;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_of_is_stable_and_in_range() {
+        for n in 1..8 {
+            let a = shard_of("arn:aws:iam::1:user/a", n);
+            assert!(a < n);
+            assert_eq!(a, shard_of("arn:aws:iam::1:user/a", n));
+        }
+    }
+
+    #[test]
+    fn clock_tracks_max_and_idle_advance() {
+        let c = EventClock::new(None);
+        assert_eq!(c.effective_max_ms(), i64::MIN);
+        c.observe(1000);
+        c.observe(500);
+        assert_eq!(c.effective_max_ms(), 1000);
+        c.set_ceiling(700);
+        assert_eq!(c.effective_max_ms(), 700);
+        let idle = EventClock::new(Some(0));
+        idle.observe(1000);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(idle.effective_max_ms() >= 1010);
+    }
+}

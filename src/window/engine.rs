@@ -1,0 +1,842 @@
+//! The per-shard detection engine: all rule state for the identities hashed
+//! to one shard, on event time.
+//!
+//! Time model: the watermark is the newest event time seen (by any shard)
+//! minus the allowed lateness. An event older than the watermark is *late*:
+//! counted in `reconwatch_events_late_total` and not applied, because the
+//! windows it belongs to may already be evicted. State older than the
+//! watermark minus a rule's look-back is evicted, so memory is bounded by the
+//! event rate × (window + lateness), and by `max_events_per_group`.
+//!
+//! Detections fire as soon as a threshold is crossed, not when a window
+//! closes. A tumbling window that alerted sends a final `update` with its
+//! complete figures when the watermark closes it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::decode::{EventRef, Field, IdentitySource, Sym};
+use crate::rules::alert::{Detection, GroupKey, alert_id, episode, sort_distinct};
+use crate::rules::spec::{RuleKind, WindowMode};
+use crate::rules::{CompiledRule, RuleSet};
+use crate::telemetry::metrics;
+
+/// Engine tunables.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Allowed lateness in ms.
+    pub lateness_ms: i64,
+    /// Cap on events buffered per (rule, group).
+    pub max_events_per_group: usize,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Per-batch counters flushed to the global metrics once per batch.
+#[derive(Debug, Default)]
+struct LocalCounts {
+    late: u64,
+    duplicate: u64,
+    no_identity: u64,
+    evictions: u64,
+    matches: Vec<u64>,
+    suppressed: Vec<u64>,
+}
+
+/// All detection state of one shard.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Arc<RuleSet>,
+    cfg: EngineConfig,
+    watermark_ms: i64,
+    dedup: Dedup,
+    states: Vec<RuleState>,
+    /// For each rule index, the consumer rules fed by its detections.
+    consumers: Vec<Vec<usize>>,
+    counts: LocalCounts,
+}
+
+#[derive(Debug)]
+enum RuleState {
+    Sliding(FxHashMap<GroupKey, SlidingGroup>, Suppression),
+    Tumbling(FxHashMap<GroupKey, TumblingGroup>, Suppression),
+    Match(Suppression),
+    NewTerms(NewTermsState, Suppression),
+    Correlation(FxHashMap<Sym, Vec<Detection>>, Suppression),
+}
+
+/// Last fired window start per group, to suppress repeats.
+#[derive(Debug, Default)]
+struct Suppression(FxHashMap<GroupKey, i64>);
+
+impl Suppression {
+    fn suppressed(&self, rule: &CompiledRule, group: &GroupKey, start_ms: i64) -> bool {
+        rule.suppress_ms > 0
+            && self
+                .0
+                .get(group)
+                .is_some_and(|last| (start_ms - last).abs() < rule.suppress_ms)
+    }
+    fn record(&mut self, group: GroupKey, start_ms: i64) {
+        self.0.insert(group, start_ms);
+    }
+    fn evict(&mut self, rule: &CompiledRule, watermark_ms: i64) {
+        let keep = rule.suppress_ms;
+        self.0
+            .retain(|_, last| last.saturating_add(keep) >= watermark_ms);
+    }
+}
+
+#[derive(Debug, Default)]
+struct SlidingGroup {
+    /// Sorted by event time.
+    events: VecDeque<EventRef>,
+    /// Distinct-field value counts over the whole buffer (a cheap upper bound
+    /// that skips the window sweep for groups that cannot cross).
+    counts: FxHashMap<Sym, u32>,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    counts: FxHashMap<Sym, u64>,
+    events: u64,
+    sample: Vec<EventRef>,
+    /// (alert id, events, distinct) at the time it fired.
+    fired: Option<(String, u64, usize)>,
+}
+
+#[derive(Debug, Default)]
+struct TumblingGroup {
+    buckets: BTreeMap<i64, Bucket>,
+}
+
+#[derive(Debug, Default)]
+struct NewTermsState {
+    /// Earliest event time the rule has learnt from (warm-up origin).
+    learning_start_ms: Option<i64>,
+    /// group → term → (first seen, last seen).
+    seen: FxHashMap<GroupKey, FxHashMap<Sym, (i64, i64)>>,
+}
+
+#[derive(Debug)]
+struct Dedup {
+    seen: FxHashSet<u128>,
+    by_minute: BTreeMap<i64, Vec<u128>>,
+    horizon_ms: i64,
+}
+
+impl Dedup {
+    fn insert(&mut self, id: u128, t: i64) -> bool {
+        if !self.seen.insert(id) {
+            return false;
+        }
+        self.by_minute
+            .entry(t.div_euclid(60_000))
+            .or_default()
+            .push(id);
+        true
+    }
+    fn evict(&mut self, watermark_ms: i64) {
+        let cutoff = watermark_ms
+            .saturating_sub(self.horizon_ms)
+            .div_euclid(60_000);
+        let keep = self.by_minute.split_off(&cutoff);
+        for ids in std::mem::replace(&mut self.by_minute, keep).into_values() {
+            for id in ids {
+                self.seen.remove(&id);
+            }
+        }
+    }
+}
+
+fn group_key(rule: &CompiledRule, e: &EventRef) -> GroupKey {
+    rule.spec
+        .group_by
+        .iter()
+        .map(|f| e.get_sym(*f).unwrap_or_else(|| Arc::from("")))
+        .collect()
+}
+
+fn distinct_field(rule: &CompiledRule) -> Option<Field> {
+    rule.spec.threshold.as_ref().and_then(|t| t.distinct_field)
+}
+
+fn minimums(rule: &CompiledRule) -> (usize, usize) {
+    let t = rule.spec.threshold.as_ref();
+    (
+        t.and_then(|t| t.min_distinct).unwrap_or(0) as usize,
+        t.and_then(|t| t.min_events).unwrap_or(0) as usize,
+    )
+}
+
+impl Engine {
+    /// A fresh engine for `rules`.
+    pub fn new(rules: Arc<RuleSet>, cfg: EngineConfig) -> Self {
+        let n = rules.rules.len();
+        let mut consumers = vec![Vec::new(); n];
+        let index_of = |id: &str| rules.get(id).map(|r| r.index);
+        for r in &rules.rules {
+            let inputs: Vec<&String> = match r.spec.kind {
+                RuleKind::Correlation => r
+                    .spec
+                    .correlation
+                    .iter()
+                    .flat_map(|c| c.require.iter().chain(c.any_of.iter()))
+                    .collect(),
+                RuleKind::NewTerms => r
+                    .spec
+                    .new_terms
+                    .iter()
+                    .filter_map(|n| n.trigger.as_ref())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for id in inputs {
+                if let Some(i) = index_of(id)
+                    && !consumers[i].contains(&r.index)
+                {
+                    consumers[i].push(r.index);
+                }
+            }
+        }
+        let states = rules
+            .rules
+            .iter()
+            .map(|r| match r.spec.kind {
+                RuleKind::Threshold if r.window_mode == WindowMode::Tumbling => {
+                    RuleState::Tumbling(FxHashMap::default(), Suppression::default())
+                }
+                RuleKind::Threshold => {
+                    RuleState::Sliding(FxHashMap::default(), Suppression::default())
+                }
+                RuleKind::Match => RuleState::Match(Suppression::default()),
+                RuleKind::NewTerms => {
+                    RuleState::NewTerms(NewTermsState::default(), Suppression::default())
+                }
+                RuleKind::Correlation => {
+                    RuleState::Correlation(FxHashMap::default(), Suppression::default())
+                }
+            })
+            .collect();
+        let horizon_ms = rules.max_horizon_ms().max(60_000);
+        Self {
+            counts: LocalCounts {
+                matches: vec![0; n],
+                suppressed: vec![0; n],
+                ..LocalCounts::default()
+            },
+            rules,
+            cfg,
+            watermark_ms: i64::MIN,
+            dedup: Dedup {
+                seen: FxHashSet::default(),
+                by_minute: BTreeMap::new(),
+                horizon_ms,
+            },
+            states,
+            consumers,
+        }
+    }
+
+    /// Current watermark (events older than this are late).
+    pub fn watermark_ms(&self) -> i64 {
+        self.watermark_ms
+    }
+
+    /// Apply one event; detections are appended to `out`.
+    pub fn process(&mut self, e: EventRef, out: &mut Vec<Detection>) {
+        if e.identity_source == IdentitySource::None {
+            self.counts.no_identity += 1;
+            return;
+        }
+        if e.time_ms < self.watermark_ms {
+            self.counts.late += 1;
+            tracing::debug!(
+                event_time = e.time_ms,
+                watermark = self.watermark_ms,
+                "Late event not applied."
+            );
+            return;
+        }
+        if !self.dedup.insert(e.id, e.time_ms) {
+            self.counts.duplicate += 1;
+            return;
+        }
+        let start = out.len();
+        let rules = self.rules.clone();
+        for rule in &rules.rules {
+            let is_trigger_fed = rule
+                .spec
+                .new_terms
+                .as_ref()
+                .is_some_and(|n| n.trigger.is_some());
+            if rule.spec.kind == RuleKind::Correlation {
+                continue;
+            }
+            if !rule.accepts(&e, &rules.global_allowlist) {
+                continue;
+            }
+            self.counts.matches[rule.index] += 1;
+            let det = match &mut self.states[rule.index] {
+                RuleState::Sliding(groups, sup) => {
+                    let key = group_key(rule, &e);
+                    sliding_insert(
+                        rule,
+                        groups,
+                        sup,
+                        key,
+                        e.clone(),
+                        &self.cfg,
+                        &mut self.counts,
+                    )
+                }
+                RuleState::Tumbling(groups, sup) => {
+                    let key = group_key(rule, &e);
+                    tumbling_insert(rule, groups, sup, key, e.clone(), &self.cfg)
+                }
+                RuleState::Match(sup) => {
+                    let key = group_key(rule, &e);
+                    if sup.suppressed(rule, &key, e.time_ms) {
+                        self.counts.suppressed[rule.index] += 1;
+                        None
+                    } else {
+                        sup.record(key.clone(), e.time_ms);
+                        Some(single_event_detection(rule, key, e.clone(), Vec::new()))
+                    }
+                }
+                RuleState::NewTerms(st, sup) => {
+                    let key = group_key(rule, &e);
+                    new_terms_learn(rule, st, sup, key, &e, is_trigger_fed)
+                }
+                RuleState::Correlation(..) => None,
+            };
+            if let Some(d) = det {
+                out.push(d);
+            }
+        }
+        self.feed_consumers(start, out);
+    }
+
+    /// Give detections from `out[start..]` to the rules that consume them
+    /// (correlations, triggered new-terms); their detections are appended
+    /// and fed in turn.
+    fn feed_consumers(&mut self, start: usize, out: &mut Vec<Detection>) {
+        let rules = self.rules.clone();
+        let mut i = start;
+        while i < out.len() {
+            let src = out[i].rule.index;
+            if out[i].is_update {
+                i += 1;
+                continue;
+            }
+            for &ci in &self.consumers[src] {
+                let rule = &rules.rules[ci];
+                let det = match &mut self.states[ci] {
+                    RuleState::Correlation(by_identity, sup) => {
+                        correlate(rule, by_identity, sup, &out[i])
+                    }
+                    RuleState::NewTerms(st, sup) => new_terms_triggered(rule, st, sup, &out[i]),
+                    _ => None,
+                };
+                if let Some(d) = det {
+                    out.push(d);
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Move the watermark to `max_event_ms - lateness` (never backwards),
+    /// close tumbling windows and evict expired state. Final updates of
+    /// closed windows are appended to `out`.
+    pub fn advance(&mut self, max_event_ms: i64, out: &mut Vec<Detection>) {
+        let wm = max_event_ms.saturating_sub(self.cfg.lateness_ms);
+        if wm <= self.watermark_ms {
+            return;
+        }
+        self.watermark_ms = wm;
+        self.evict(out);
+    }
+
+    /// Close every window (end of a replay): final updates go to `out`.
+    pub fn close_all(&mut self, out: &mut Vec<Detection>) {
+        self.watermark_ms = i64::MAX;
+        self.evict(out);
+    }
+
+    fn evict(&mut self, out: &mut Vec<Detection>) {
+        let wm = self.watermark_ms;
+        self.dedup.evict(wm);
+        let rules = self.rules.clone();
+        for rule in &rules.rules {
+            match &mut self.states[rule.index] {
+                RuleState::Sliding(groups, sup) => {
+                    let cutoff = wm.saturating_sub(rule.window_ms);
+                    let field = distinct_field(rule);
+                    groups.retain(|_, g| {
+                        while g.events.front().is_some_and(|e| e.time_ms < cutoff) {
+                            let old = g.events.pop_front().expect("front exists");
+                            forget(&mut g.counts, field, &old);
+                        }
+                        !g.events.is_empty()
+                    });
+                    sup.evict(rule, wm);
+                }
+                RuleState::Tumbling(groups, sup) => {
+                    groups.retain(|key, g| {
+                        while let Some((&b, _)) = g.buckets.first_key_value() {
+                            if b.saturating_add(rule.window_ms) > wm {
+                                break;
+                            }
+                            let (b, bucket) = g.buckets.pop_first().expect("first exists");
+                            if let Some(d) = tumbling_final(rule, key, b, bucket) {
+                                out.push(d);
+                            }
+                        }
+                        !g.buckets.is_empty()
+                    });
+                    sup.evict(rule, wm);
+                }
+                RuleState::Match(sup) => sup.evict(rule, wm),
+                RuleState::NewTerms(st, sup) => {
+                    let hist = rule
+                        .spec
+                        .new_terms
+                        .as_ref()
+                        .map(|n| n.history_days as i64 * DAY_MS)
+                        .unwrap_or(i64::MAX);
+                    let cutoff = wm.saturating_sub(hist);
+                    st.seen.retain(|_, terms| {
+                        terms.retain(|_, (_, last)| *last >= cutoff);
+                        !terms.is_empty()
+                    });
+                    sup.evict(rule, wm);
+                }
+                RuleState::Correlation(by_identity, sup) => {
+                    let horizon = rule
+                        .spec
+                        .correlation
+                        .as_ref()
+                        .map(|c| c.horizon_secs as i64 * 1000)
+                        .unwrap_or(0);
+                    let cutoff = wm.saturating_sub(horizon);
+                    by_identity.retain(|_, v| {
+                        v.retain(|d| d.window_end_ms >= cutoff);
+                        !v.is_empty()
+                    });
+                    sup.evict(rule, wm);
+                }
+            }
+        }
+    }
+
+    /// Publish the counters accumulated since the last call.
+    pub fn flush_metrics(&mut self) {
+        let m = metrics();
+        let c = &mut self.counts;
+        m.events_late.add(std::mem::take(&mut c.late));
+        m.events_duplicate.add(std::mem::take(&mut c.duplicate));
+        m.events_no_identity.add(std::mem::take(&mut c.no_identity));
+        m.group_evictions.add(std::mem::take(&mut c.evictions));
+        for r in &self.rules.rules {
+            let n = std::mem::take(&mut c.matches[r.index]);
+            if n > 0 {
+                m.rule_matches.add(r.id(), n);
+            }
+            let s = std::mem::take(&mut c.suppressed[r.index]);
+            if s > 0 {
+                m.alerts_suppressed.add(r.id(), s);
+            }
+        }
+    }
+
+    /// Number of (rule, group) states held; for tests and metrics.
+    pub fn group_count(&self) -> usize {
+        self.states
+            .iter()
+            .map(|s| match s {
+                RuleState::Sliding(g, _) => g.len(),
+                RuleState::Tumbling(g, _) => g.len(),
+                RuleState::Match(_) => 0,
+                RuleState::NewTerms(st, _) => st.seen.len(),
+                RuleState::Correlation(g, _) => g.len(),
+            })
+            .sum()
+    }
+}
+
+fn remember(counts: &mut FxHashMap<Sym, u32>, field: Option<Field>, e: &EventRef) {
+    if let Some(v) = field.and_then(|f| e.get_sym(f)) {
+        *counts.entry(v).or_default() += 1;
+    }
+}
+
+fn forget(counts: &mut FxHashMap<Sym, u32>, field: Option<Field>, e: &EventRef) {
+    if let Some(v) = field.and_then(|f| e.get(f))
+        && let Some(n) = counts.get_mut(v)
+    {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(v);
+        }
+    }
+}
+
+fn distinct_of(events: &[EventRef], field: Option<Field>) -> Vec<(Sym, u64)> {
+    let Some(f) = field else {
+        return Vec::new();
+    };
+    let mut m: FxHashMap<Sym, u64> = FxHashMap::default();
+    for e in events {
+        if let Some(v) = e.get_sym(f) {
+            *m.entry(v).or_default() += 1;
+        }
+    }
+    let mut v: Vec<(Sym, u64)> = m.into_iter().collect();
+    sort_distinct(&mut v);
+    v
+}
+
+fn sliding_insert(
+    rule: &Arc<CompiledRule>,
+    groups: &mut FxHashMap<GroupKey, SlidingGroup>,
+    sup: &mut Suppression,
+    key: GroupKey,
+    e: EventRef,
+    cfg: &EngineConfig,
+    counts: &mut LocalCounts,
+) -> Option<Detection> {
+    let field = distinct_field(rule);
+    let (min_d, min_e) = minimums(rule);
+    let w = rule.window_ms;
+    let t = e.time_ms;
+    let g = groups.entry(key.clone()).or_default();
+    let idx = g.events.partition_point(|x| x.time_ms <= t);
+    remember(&mut g.counts, field, &e);
+    g.events.insert(idx, e);
+    let mut idx = idx;
+    while g.events.len() > cfg.max_events_per_group {
+        let old = g.events.pop_front().expect("non-empty");
+        forget(&mut g.counts, field, &old);
+        counts.evictions += 1;
+        if idx == 0 {
+            return None;
+        }
+        idx -= 1;
+    }
+    if g.counts.len() < min_d || g.events.len() < min_e.max(1) {
+        return None;
+    }
+    if sup.suppressed(rule, &key, t) {
+        // Inside a suppression period the sweep is skipped entirely; this is
+        // what keeps a noisy identity cheap once it has alerted.
+        counts.suppressed[rule.index] += 1;
+        return None;
+    }
+    // Sweep every window of length w that contains the new event, in order of
+    // its right edge; the first one over the threshold is the detection.
+    let ev = g.events.make_contiguous();
+    let lo = ev.partition_point(|x| x.time_ms <= t - w);
+    let hi = ev.partition_point(|x| x.time_ms < t.saturating_add(w));
+    let mut window: FxHashMap<&str, u32> = FxHashMap::default();
+    let mut l = lo;
+    for r in lo..hi {
+        if let Some(v) = field.and_then(|f| ev[r].get(f)) {
+            *window.entry(v).or_default() += 1;
+        }
+        while ev[r].time_ms - ev[l].time_ms >= w {
+            if let Some(v) = field.and_then(|f| ev[l].get(f)) {
+                let n = window.get_mut(v).expect("counted on entry");
+                *n -= 1;
+                if *n == 0 {
+                    window.remove(v);
+                }
+            }
+            l += 1;
+        }
+        if r >= idx && l <= idx && window.len() >= min_d && r + 1 - l >= min_e {
+            let events: Vec<EventRef> = ev[l..=r].to_vec();
+            let start = ev[l].time_ms;
+            sup.record(key.clone(), start);
+            return Some(Detection {
+                alert_id: alert_id(rule.id(), &key, episode(rule, start)),
+                window_start_ms: start,
+                window_end_ms: ev[r].time_ms,
+                event_count: events.len() as u64,
+                distinct: distinct_of(&events, field),
+                events,
+                rule: rule.clone(),
+                group: key,
+                signals: Vec::new(),
+                new_terms: Vec::new(),
+                is_update: false,
+            });
+        }
+        if r > idx && l > idx {
+            break;
+        }
+    }
+    None
+}
+
+fn tumbling_insert(
+    rule: &Arc<CompiledRule>,
+    groups: &mut FxHashMap<GroupKey, TumblingGroup>,
+    sup: &mut Suppression,
+    key: GroupKey,
+    e: EventRef,
+    cfg: &EngineConfig,
+) -> Option<Detection> {
+    let field = distinct_field(rule);
+    let (min_d, min_e) = minimums(rule);
+    let w = rule.window_ms;
+    let b = e.time_ms.div_euclid(w) * w;
+    let g = groups.entry(key.clone()).or_default();
+    let bucket = g.buckets.entry(b).or_default();
+    if let Some(v) = field.and_then(|f| e.get_sym(f)) {
+        *bucket.counts.entry(v).or_default() += 1;
+    }
+    bucket.events += 1;
+    if bucket.sample.len() < cfg.max_events_per_group {
+        bucket.sample.push(e);
+    }
+    if bucket.fired.is_some()
+        || bucket.counts.len() < min_d
+        || (bucket.events as usize) < min_e.max(1)
+    {
+        return None;
+    }
+    if sup.suppressed(rule, &key, b) {
+        return None;
+    }
+    sup.record(key.clone(), b);
+    let id = alert_id(rule.id(), &key, episode(rule, b));
+    bucket.fired = Some((id.clone(), bucket.events, bucket.counts.len()));
+    Some(bucket_detection(rule, key, b, bucket, id, false))
+}
+
+fn bucket_detection(
+    rule: &Arc<CompiledRule>,
+    key: GroupKey,
+    b: i64,
+    bucket: &Bucket,
+    id: String,
+    is_update: bool,
+) -> Detection {
+    let mut distinct: Vec<(Sym, u64)> =
+        bucket.counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    sort_distinct(&mut distinct);
+    Detection {
+        rule: rule.clone(),
+        group: key,
+        alert_id: id,
+        window_start_ms: b,
+        window_end_ms: b + rule.window_ms,
+        events: bucket.sample.clone(),
+        event_count: bucket.events,
+        distinct,
+        signals: Vec::new(),
+        new_terms: Vec::new(),
+        is_update,
+    }
+}
+
+fn tumbling_final(
+    rule: &Arc<CompiledRule>,
+    key: &GroupKey,
+    b: i64,
+    bucket: Bucket,
+) -> Option<Detection> {
+    let (id, events, distinct) = bucket.fired.clone()?;
+    if events == bucket.events && distinct == bucket.counts.len() {
+        return None;
+    }
+    Some(bucket_detection(rule, key.clone(), b, &bucket, id, true))
+}
+
+fn single_event_detection(
+    rule: &Arc<CompiledRule>,
+    key: GroupKey,
+    e: EventRef,
+    new_terms: Vec<Sym>,
+) -> Detection {
+    let t = e.time_ms;
+    Detection {
+        alert_id: alert_id(rule.id(), &key, episode(rule, t)),
+        rule: rule.clone(),
+        group: key,
+        window_start_ms: t,
+        window_end_ms: t,
+        event_count: 1,
+        distinct: Vec::new(),
+        events: vec![e],
+        signals: Vec::new(),
+        new_terms,
+        is_update: false,
+    }
+}
+
+fn warmed_up(rule: &CompiledRule, st: &NewTermsState, t: i64) -> bool {
+    let spec = rule.spec.new_terms.as_ref().expect("validated");
+    let warmup = spec.warmup_days.unwrap_or(spec.history_days) as i64 * DAY_MS;
+    st.learning_start_ms
+        .is_some_and(|s| t >= s.saturating_add(warmup))
+}
+
+/// Learn the event's term; for untriggered rules, detect a new term.
+fn new_terms_learn(
+    rule: &Arc<CompiledRule>,
+    st: &mut NewTermsState,
+    sup: &mut Suppression,
+    key: GroupKey,
+    e: &EventRef,
+    triggered_rule: bool,
+) -> Option<Detection> {
+    let spec = rule.spec.new_terms.as_ref().expect("validated");
+    let term = e.get_sym(spec.term_field).filter(|s| !s.is_empty())?;
+    let t = e.time_ms;
+    st.learning_start_ms = Some(st.learning_start_ms.map_or(t, |s| s.min(t)));
+    let hist = spec.history_days as i64 * DAY_MS;
+    let terms = st.seen.entry(key.clone()).or_default();
+    let is_new = match terms.get_mut(&term) {
+        Some((first, last)) => {
+            let was_forgotten = t.saturating_sub(*last) > hist;
+            *first = if was_forgotten { t } else { (*first).min(t) };
+            *last = (*last).max(t);
+            was_forgotten
+        }
+        None => {
+            terms.insert(term.clone(), (t, t));
+            true
+        }
+    };
+    if triggered_rule || !is_new || !warmed_up(rule, st, t) {
+        return None;
+    }
+    if sup.suppressed(rule, &key, t) {
+        return None;
+    }
+    sup.record(key.clone(), t);
+    Some(single_event_detection(rule, key, e.clone(), vec![term]))
+}
+
+/// A trigger rule detected: report the terms of its events that were first
+/// seen for the identity no earlier than the burst itself.
+fn new_terms_triggered(
+    rule: &Arc<CompiledRule>,
+    st: &mut NewTermsState,
+    sup: &mut Suppression,
+    trigger: &Detection,
+) -> Option<Detection> {
+    let spec = rule.spec.new_terms.as_ref().expect("validated");
+    if !warmed_up(rule, st, trigger.window_start_ms) {
+        return None;
+    }
+    let identity = trigger.group.first()?.clone();
+    let key: GroupKey = rule
+        .spec
+        .group_by
+        .iter()
+        .map(|f| match f {
+            Field::Identity => identity.clone(),
+            other => trigger
+                .events
+                .first()
+                .and_then(|e| e.get_sym(*other))
+                .unwrap_or_else(|| Arc::from("")),
+        })
+        .collect();
+    let terms = st.seen.get(&key)?;
+    let mut new: Vec<Sym> = Vec::new();
+    for e in &trigger.events {
+        if let Some(v) = e.get_sym(spec.term_field) {
+            let fresh = terms
+                .get(&v)
+                .is_none_or(|(first, _)| *first >= trigger.window_start_ms);
+            if fresh && !new.contains(&v) {
+                new.push(v);
+            }
+        }
+    }
+    if new.is_empty() || sup.suppressed(rule, &key, trigger.window_start_ms) {
+        return None;
+    }
+    new.sort();
+    sup.record(key.clone(), trigger.window_start_ms);
+    Some(Detection {
+        alert_id: alert_id(rule.id(), &key, episode(rule, trigger.window_start_ms)),
+        rule: rule.clone(),
+        group: key,
+        window_start_ms: trigger.window_start_ms,
+        window_end_ms: trigger.window_end_ms,
+        events: trigger.events.clone(),
+        event_count: trigger.event_count,
+        distinct: trigger.distinct.clone(),
+        signals: vec![trigger.as_signal()],
+        new_terms: new,
+        is_update: false,
+    })
+}
+
+fn correlate(
+    rule: &Arc<CompiledRule>,
+    by_identity: &mut FxHashMap<Sym, Vec<Detection>>,
+    sup: &mut Suppression,
+    d: &Detection,
+) -> Option<Detection> {
+    let spec = rule.spec.correlation.as_ref().expect("validated");
+    let horizon = spec.horizon_secs as i64 * 1000;
+    let identity = d.group.first()?.clone();
+    let held = by_identity.entry(identity.clone()).or_default();
+    // Keep the newest detection per contributing rule.
+    held.retain(|x| x.rule.index != d.rule.index);
+    held.push(d.clone());
+    let newest = held
+        .iter()
+        .map(|x| x.window_end_ms)
+        .max()
+        .unwrap_or(d.window_end_ms);
+    held.retain(|x| x.window_end_ms >= newest - horizon);
+    let find = |id: &String| held.iter().find(|x| x.rule.spec.id == *id);
+    let required: Option<Vec<&Detection>> = spec.require.iter().map(find).collect();
+    let required = required?;
+    let extra: Vec<&Detection> = spec.any_of.iter().filter_map(find).collect();
+    if !spec.any_of.is_empty() && extra.is_empty() {
+        return None;
+    }
+    let parts: Vec<&Detection> = required.iter().chain(extra.iter()).copied().collect();
+    let start = parts.iter().map(|x| x.window_start_ms).min()?;
+    let end = parts.iter().map(|x| x.window_end_ms).max()?;
+    if end - start > horizon {
+        return None;
+    }
+    let key: GroupKey = std::iter::once(identity).collect();
+    let anchor = required.iter().map(|x| x.window_start_ms).min()?;
+    if sup.suppressed(rule, &key, anchor) {
+        return None;
+    }
+    sup.record(key.clone(), anchor);
+    let mut events: Vec<EventRef> = parts
+        .iter()
+        .flat_map(|x| x.events.iter().cloned())
+        .collect();
+    events.sort_by_key(|e| e.time_ms);
+    events.dedup_by_key(|e| e.id);
+    let mut signals: Vec<_> = parts.iter().map(|x| x.as_signal()).collect();
+    signals.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+    Some(Detection {
+        alert_id: alert_id(rule.id(), &key, episode(rule, anchor)),
+        rule: rule.clone(),
+        group: key,
+        window_start_ms: start,
+        window_end_ms: end,
+        event_count: events.len() as u64,
+        distinct: Vec::new(),
+        events,
+        signals,
+        new_terms: Vec::new(),
+        is_update: false,
+    })
+}

@@ -1,0 +1,186 @@
+//! Window stage: one actor per shard owns the [`engine::Engine`] for the
+//! identities hashed to it. It applies event batches, advances the
+//! watermark on a tick, and sends alerts to the sinks.
+//!
+//! Batches carry the SQS message's [`Ack`]; the actor drops it only after
+//! every event of the batch is applied, which is what lets the poller delete
+//! the message.
+
+pub mod engine;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+use crate::decode::EventRef;
+use crate::ingest::ack::Ack;
+use crate::rules::RuleSet;
+use crate::rules::alert::Detection;
+use crate::shard::{EventClock, now_ms};
+use crate::sink::AlertSender;
+use crate::telemetry::metrics;
+use engine::{Engine, EngineConfig};
+
+enum ShardMsg {
+    Events {
+        events: Vec<EventRef>,
+        ack: Option<Ack>,
+    },
+    /// Close every window (end of replay), then reply.
+    CloseAll { respond_to: oneshot::Sender<()> },
+}
+
+/// Handle to a shard actor. Cloning shares the actor.
+#[derive(Clone, Debug)]
+pub struct ShardHandle {
+    tx: mpsc::Sender<ShardMsg>,
+}
+
+impl std::fmt::Debug for ShardMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShardMsg::Events { events, .. } => write!(f, "Events({})", events.len()),
+            ShardMsg::CloseAll { .. } => write!(f, "CloseAll"),
+        }
+    }
+}
+
+/// What a shard actor needs.
+#[derive(Clone)]
+pub struct ShardParams {
+    /// Compiled rules.
+    pub rules: Arc<RuleSet>,
+    /// Engine tunables.
+    pub engine: EngineConfig,
+    /// Shared event clock.
+    pub clock: Arc<EventClock>,
+    /// Where alerts go.
+    pub alerts: AlertSender,
+    /// Channel capacity in batches.
+    pub capacity: usize,
+    /// Watermark tick.
+    pub tick: Duration,
+}
+
+impl ShardHandle {
+    /// Spawn shard `index` on `tracker`.
+    pub fn spawn(index: usize, p: ShardParams, tracker: &TaskTracker) -> Self {
+        let (tx, rx) = mpsc::channel(p.capacity);
+        let shard = Shard {
+            index,
+            engine: Engine::new(p.rules, p.engine),
+            rx,
+            clock: p.clock,
+            alerts: p.alerts,
+            tick: p.tick,
+            out: Vec::new(),
+        };
+        tracker.spawn(shard.run());
+        Self { tx }
+    }
+
+    /// Send a batch; waits while the shard's channel is full (backpressure).
+    /// `Err` means the shard has stopped.
+    pub async fn send(&self, events: Vec<EventRef>, ack: Option<Ack>) -> Result<(), ()> {
+        self.tx
+            .send(ShardMsg::Events { events, ack })
+            .await
+            .map_err(|_| ())
+    }
+
+    /// Close every open window and wait until the final updates are sent.
+    pub async fn close_all(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(ShardMsg::CloseAll { respond_to: tx })
+            .await
+            .is_ok()
+        {
+            // A stopped shard has nothing left to close.
+            let _ = rx.await;
+        }
+    }
+}
+
+struct Shard {
+    index: usize,
+    engine: Engine,
+    rx: mpsc::Receiver<ShardMsg>,
+    clock: Arc<EventClock>,
+    alerts: AlertSender,
+    tick: Duration,
+    out: Vec<Detection>,
+}
+
+impl Shard {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = self.rx.recv() => match msg {
+                    None => break,
+                    Some(ShardMsg::Events { events, ack }) => {
+                        self.apply(events).await;
+                        // Applied: the message may now be acknowledged.
+                        drop(ack);
+                    }
+                    Some(ShardMsg::CloseAll { respond_to }) => {
+                        self.engine.close_all(&mut self.out);
+                        self.emit().await;
+                        // The requester may have gone away; nothing to do then.
+                        let _ = respond_to.send(());
+                    }
+                },
+                _ = tick.tick() => {
+                    self.engine.advance(self.clock.effective_max_ms(), &mut self.out);
+                    self.emit().await;
+                }
+            }
+        }
+        self.engine.flush_metrics();
+        tracing::debug!(shard = self.index, "Shard stopped.");
+    }
+
+    async fn apply(&mut self, events: Vec<EventRef>) {
+        if let Some(newest) = events.iter().map(|e| e.time_ms).max() {
+            metrics()
+                .event_lag
+                .observe((now_ms() - newest) as f64 / 1000.0);
+        }
+        self.engine
+            .advance(self.clock.effective_max_ms(), &mut self.out);
+        for e in events {
+            self.engine.process(e, &mut self.out);
+        }
+        self.emit().await;
+    }
+
+    async fn emit(&mut self) {
+        self.engine.flush_metrics();
+        let now = now_ms();
+        for d in self.out.drain(..) {
+            let id = d.rule.id().to_string();
+            if d.rule.is_alert() {
+                if !d.is_update {
+                    metrics().alerts.inc(&id);
+                }
+                let alert = d.to_alert(now);
+                tracing::info!(
+                    rule = %id,
+                    alert_id = %alert.alert_id,
+                    kind = ?alert.kind,
+                    severity = alert.severity.as_str(),
+                    "Alert."
+                );
+                self.alerts.send(alert).await;
+            } else if !d.is_update {
+                metrics().signals.inc(&id);
+                tracing::debug!(rule = %id, alert_id = %d.alert_id, "Signal.");
+            }
+        }
+    }
+}
