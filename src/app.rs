@@ -381,19 +381,7 @@ pub async fn replay(
     // Delivery slot per item; the watermark may not pass the oldest unread one.
     let slots: Vec<Option<i64>> = items
         .iter()
-        .map(|i| {
-            let name = i.name();
-            local::cloudtrail_slot(&name).and_then(|s| {
-                crate::decode::time::parse_rfc3339_ms(&format!(
-                    "{}-{}-{}T{}:{}:00Z",
-                    &s[0..4],
-                    &s[4..6],
-                    &s[6..8],
-                    &s[9..11],
-                    &s[11..13]
-                ))
-            })
-        })
+        .map(|i| local::cloudtrail_slot_ms(&i.name()))
         .collect();
     let m = metrics();
     let alerts_before = m.alerts.snapshot();

@@ -82,6 +82,19 @@ pub fn cloudtrail_slot(name: &str) -> Option<&str> {
     })
 }
 
+/// The delivery slot of a CloudTrail object name in Unix ms.
+pub fn cloudtrail_slot_ms(name: &str) -> Option<i64> {
+    let s = cloudtrail_slot(name)?;
+    crate::decode::time::parse_rfc3339_ms(&format!(
+        "{}-{}-{}T{}:{}:00Z",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[9..11],
+        &s[11..13]
+    ))
+}
+
 /// Replay order: by CloudTrail delivery slot, then by name, so objects of all
 /// regions are read roughly in event-time order (the watermark depends on it).
 pub fn replay_order(a: &str, b: &str) -> std::cmp::Ordering {
@@ -139,6 +152,7 @@ mod tests {
         assert_eq!(v[0], "other.json");
         assert!(v[1].contains("ap-south-1"));
         assert_eq!(cloudtrail_slot(v[2]), Some("20261120T1025Z"));
+        assert_eq!(cloudtrail_slot_ms(v[2]), Some(1_795_170_300_000));
     }
 
     #[test]

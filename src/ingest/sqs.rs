@@ -172,6 +172,17 @@ pub async fn handle_message(ctx: &PollerContext, m: Message) {
         heartbeat.clone(),
     ));
     let (ack, done) = Ack::new();
+    // Hold the watermark at the oldest of these objects until the message is
+    // acknowledged (objects without a CloudTrail name hold it where it is).
+    let clock = ctx.router.clock().clone();
+    let _holds: Vec<_> = objects
+        .iter()
+        .map(|o| {
+            let slot = crate::ingest::local::cloudtrail_slot_ms(&o.key)
+                .unwrap_or_else(|| clock.effective_max_ms());
+            clock.hold(slot)
+        })
+        .collect();
     let work = objects.into_iter().map(|obj| {
         let ack = ack.clone();
         let ctx = ctx.clone();

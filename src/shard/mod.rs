@@ -2,9 +2,10 @@
 //! identity (`hash(identity) % shards`), in batches, and keeps the shared
 //! event clock that drives every actor's watermark.
 
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHasher;
 
@@ -29,6 +30,10 @@ pub struct EventClock {
     /// Replay: the delivery slot of the oldest object not yet fully read;
     /// the watermark may not pass it (objects are read concurrently).
     ceiling_ms: AtomicI64,
+    /// Delivery slots of objects being read (slot → count): the watermark
+    /// may not pass the oldest, so objects that arrive together (a catch-up
+    /// after an outage) do not make each other late.
+    in_flight: Mutex<BTreeMap<i64, usize>>,
     last_arrival_ms: AtomicI64,
     /// `None` disables the idle advance (replay: wall time is meaningless).
     idle_timeout_ms: Option<i64>,
@@ -40,6 +45,7 @@ impl EventClock {
         Self {
             max_event_ms: AtomicI64::new(i64::MIN),
             ceiling_ms: AtomicI64::new(i64::MAX),
+            in_flight: Mutex::new(BTreeMap::new()),
             last_arrival_ms: AtomicI64::new(now_ms()),
             idle_timeout_ms,
         }
@@ -54,6 +60,30 @@ impl EventClock {
         self.last_arrival_ms.store(now_ms(), Ordering::Release);
     }
 
+    /// Hold the watermark at or below `slot_ms` until the guard is dropped.
+    pub fn hold(self: &Arc<Self>, slot_ms: i64) -> SlotGuard {
+        *self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(slot_ms)
+            .or_default() += 1;
+        SlotGuard {
+            clock: self.clone(),
+            slot_ms,
+        }
+    }
+
+    fn oldest_in_flight(&self) -> i64 {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(i64::MAX)
+    }
+
     /// Cap the effective time (replay: the oldest unfinished object's slot).
     pub fn set_ceiling(&self, ms: i64) {
         self.ceiling_ms.store(ms, Ordering::Release);
@@ -65,7 +95,8 @@ impl EventClock {
         let max = self
             .max_event_ms
             .load(Ordering::Acquire)
-            .min(self.ceiling_ms.load(Ordering::Acquire));
+            .min(self.ceiling_ms.load(Ordering::Acquire))
+            .min(self.oldest_in_flight());
         if max == i64::MIN {
             return max;
         }
@@ -75,6 +106,29 @@ impl EventClock {
                 max.saturating_add(quiet.max(0))
             }
             None => max,
+        }
+    }
+}
+
+/// Keeps an object's delivery slot in [`EventClock`]'s in-flight set.
+#[derive(Debug)]
+pub struct SlotGuard {
+    clock: Arc<EventClock>,
+    slot_ms: i64,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let mut m = self
+            .clock
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.slot_ms) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.slot_ms);
+            }
         }
     }
 }
@@ -104,6 +158,11 @@ impl Router {
             batch_events,
             ack: None,
         }
+    }
+
+    /// The shared clock.
+    pub fn clock(&self) -> &Arc<EventClock> {
+        &self.clock
     }
 
     /// The same router, attaching `ack` to every batch it sends.
@@ -165,6 +224,15 @@ mod tests {
         assert_eq!(c.effective_max_ms(), 1000);
         c.set_ceiling(700);
         assert_eq!(c.effective_max_ms(), 700);
+        let c = Arc::new(EventClock::new(None));
+        c.observe(5000);
+        let g1 = c.hold(3000);
+        let g2 = c.hold(4000);
+        assert_eq!(c.effective_max_ms(), 3000);
+        drop(g1);
+        assert_eq!(c.effective_max_ms(), 4000);
+        drop(g2);
+        assert_eq!(c.effective_max_ms(), 5000);
         let idle = EventClock::new(Some(0));
         idle.observe(1000);
         std::thread::sleep(std::time::Duration::from_millis(20));
