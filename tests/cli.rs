@@ -1,0 +1,271 @@
+//! The binary as users run it: the README's quick start (`replay samples/`),
+//! replay over the public Invictus dataset, `check-config` and `rules list`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn reconwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_reconwatch"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RECONWATCH_CONFIG")
+        .env("RUST_LOG", "warn")
+        .env(
+            "RECONWATCH__PIPELINE__STATE_DIR",
+            std::env::temp_dir().join("reconwatch-cli-test"),
+        )
+        .output()
+        .expect("run reconwatch")
+}
+
+fn alerts(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+        })
+        .collect()
+}
+
+#[test]
+fn quick_start_replay_of_bundled_samples_alerts_on_each_planted_burst() {
+    let out = reconwatch(&["replay", "samples/"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let a = alerts(&out);
+    let by = |rule: &str, who: &str| {
+        a.iter()
+            .filter(|x| {
+                x["rule"]["id"] == rule && x["group"]["identity"].as_str().unwrap().ends_with(who)
+            })
+            .count()
+    };
+    // aws-cli burst (rule 1 and 1b) by dev-alice, straddling a 10 s bucket edge.
+    assert_eq!(by("discovery_cli", "user/dev-alice"), 1, "{a:#?}");
+    assert_eq!(by("discovery_any_client", "user/dev-alice"), 1);
+    // Boto3 sweep + burst by the stolen role session: 1b and the rule-3 chain.
+    assert_eq!(by("discovery_any_client", "i-0a1b2c3d4e5f60718"), 1);
+    assert_eq!(by("recon_chain", "i-0a1b2c3d4e5f60718"), 1);
+    // The console user and the deploy role stay quiet.
+    assert!(!a.iter().any(|x| {
+        let id = x["group"]["identity"].as_str().unwrap();
+        id.ends_with("ops-bob") || id.contains("deployer")
+    }));
+    // Rule 1 (aws-cli only) never fires on the SDK client.
+    assert_eq!(by("discovery_cli", "i-0a1b2c3d4e5f60718"), 0);
+    assert!(err.contains("events                         238"), "{err}");
+    assert!(
+        err.contains("events late / duplicate / no identity  0 / 0 / 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replay_over_invictus_reports_event_count_and_no_cli_alert() {
+    let out = reconwatch(&["replay", "tests/data/invictus_aws/CloudTrail"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("events                         2900"), "{err}");
+    assert!(
+        err.contains("objects ok / failed / skipped  55 / 0 / 0"),
+        "{err}"
+    );
+    // The dataset has no aws-cli user agent: rule 1 fires nothing.
+    assert!(
+        !alerts(&out)
+            .iter()
+            .any(|a| a["rule"]["id"] == "discovery_cli")
+    );
+}
+
+#[test]
+fn replay_reports_bad_files_and_keeps_going() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.json.gz"), b"this is not gzip").unwrap();
+    std::fs::write(
+        dir.path().join("b.json"),
+        b"{\"Records\":[{\"eventTime\":\"2026-01-01T00:00:00Z\"}",
+    )
+    .unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/invictus_aws/CloudTrail/218007301253_CloudTrail_us-east-1_20230710T1220Z_WMiHxZgr5Hdd6UDc.json"),
+        dir.path().join("c.json"),
+    )
+    .unwrap();
+    let out = reconwatch(&["replay", dir.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "objects failed → exit 2; {err}");
+    assert!(err.contains("content is not gzip"), "{err}");
+    assert!(err.contains("truncated JSON"), "{err}");
+    assert!(
+        err.contains("objects ok / failed / skipped  1 / 2 / 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_lists_every_problem_and_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    std::fs::write(
+        &p,
+        r#"
+[sqs]
+max_messages = 0
+[pipeline]
+tick_millis = 0
+[[sinks]]
+type = "sns"
+topic_arn = "not-an-arn"
+"#,
+    )
+    .unwrap();
+    let out = reconwatch(&["--config", p.to_str().unwrap(), "check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    for needle in ["sqs.max_messages", "pipeline.tick_millis", "not an ARN"] {
+        assert!(err.contains(needle), "{needle} missing: {err}");
+    }
+
+    // A bad rule is named with its field.
+    std::fs::write(
+        &p,
+        r#"
+[[rules.rule]]
+id = "my_rule"
+name = "x"
+kind = "threshold"
+severity = "low"
+window = { size_secs = 0 }
+threshold = { min_events = 3 }
+"#,
+    )
+    .unwrap();
+    let out = reconwatch(&["--config", p.to_str().unwrap(), "check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains(r#"rule "my_rule": window.size_secs: must be >= 1"#),
+        "{err}"
+    );
+
+    let ok = reconwatch(&["--config", "config/reconwatch.toml", "check-config"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+#[test]
+fn rules_list_shows_every_default_rule() {
+    let out = reconwatch(&["rules", "list"]);
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    for id in [
+        "discovery_cli",
+        "discovery_any_client",
+        "ec2_multi_region_describe",
+        "api_recon_spike",
+        "recon_chain",
+        "discovery_new_source_ip",
+    ] {
+        assert!(s.contains(id), "{id} missing:\n{s}");
+    }
+    assert!(s.contains("distinct(event_name) >= 6"), "{s}");
+}
+
+/// Every alert the quick start prints conforms to `schema/alert.schema.json`
+/// (required keys present, no undeclared keys, enums respected) - checked
+/// recursively with a small validator for the schema features the file uses.
+#[test]
+fn alerts_conform_to_the_published_schema() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/alert.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    fn check(s: &serde_json::Value, v: &serde_json::Value, path: &str) {
+        if let Some(c) = s.get("const") {
+            assert_eq!(v, c, "{path}");
+        }
+        if let Some(e) = s.get("enum") {
+            assert!(e.as_array().unwrap().contains(v), "{path}: {v} not in {e}");
+        }
+        match s.get("type").and_then(|t| t.as_str()) {
+            Some("object") => {
+                let o = v
+                    .as_object()
+                    .unwrap_or_else(|| panic!("{path} is not an object"));
+                for r in s
+                    .get("required")
+                    .and_then(|r| r.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    assert!(o.contains_key(r.as_str().unwrap()), "{path}.{r} missing");
+                }
+                let props = s.get("properties").and_then(|p| p.as_object());
+                for (k, val) in o {
+                    match props.and_then(|p| p.get(k)) {
+                        Some(ps) => check(ps, val, &format!("{path}.{k}")),
+                        None => match s.get("additionalProperties") {
+                            Some(serde_json::Value::Bool(false)) => {
+                                panic!("{path}.{k} is not in the schema")
+                            }
+                            Some(ap @ serde_json::Value::Object(_)) => {
+                                check(ap, val, &format!("{path}.{k}"))
+                            }
+                            _ => {}
+                        },
+                    }
+                }
+            }
+            Some("array") => {
+                let a = v
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{path} is not an array"));
+                if let Some(m) = s.get("maxItems").and_then(|m| m.as_u64()) {
+                    assert!(a.len() as u64 <= m, "{path} too long");
+                }
+                if let Some(items) = s.get("items") {
+                    for (i, x) in a.iter().enumerate() {
+                        check(items, x, &format!("{path}[{i}]"));
+                    }
+                }
+            }
+            Some("string") => {
+                let st = v
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{path} is not a string"));
+                if s.get("format").and_then(|f| f.as_str()) == Some("date-time") {
+                    assert!(
+                        reconwatch::decode::time::parse_rfc3339_ms(st).is_some(),
+                        "{path}: {st}"
+                    );
+                }
+            }
+            Some("integer") => {
+                let n = v
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("{path} is not an integer"));
+                if let Some(m) = s.get("minimum").and_then(|m| m.as_i64()) {
+                    assert!(n >= m, "{path}");
+                }
+                if let Some(m) = s.get("maximum").and_then(|m| m.as_i64()) {
+                    assert!(n <= m, "{path}");
+                }
+            }
+            _ => {}
+        }
+    }
+    let out = reconwatch(&["replay", "samples/", "tests/data/invictus_aws/CloudTrail"]);
+    let a = alerts(&out);
+    assert!(a.len() >= 6);
+    for (i, alert) in a.iter().enumerate() {
+        check(&schema, alert, &format!("alert[{i}]"));
+    }
+}
