@@ -206,10 +206,22 @@ variable "log_retention_days" {
   default     = 30
 }
 
+variable "log_kms_key_arn" {
+  description = "KMS key to encrypt the CloudWatch log group with (its key policy must allow the CloudWatch Logs service). Default: CloudWatch Logs' own encryption."
+  type        = string
+  default     = null
+}
+
 variable "extra_environment" {
-  description = "More environment variables for the container, e.g. { RECONWATCH__RULES__DISABLED = \"[\\\"first_get_caller_identity\\\"]\" }. Overrides the module's own on a name clash."
+  description = "More environment variables for the container, e.g. { RECONWATCH__RULES__DISABLED = \"['first_get_caller_identity']\" }. Overrides the module's own on a name clash."
   type        = map(string)
   default     = {}
+}
+
+variable "iam_permissions_boundary_arn" {
+  description = "Permissions boundary to attach to the task and execution roles, if your organisation requires one."
+  type        = string
+  default     = null
 }
 
 variable "tags" {
