@@ -19,8 +19,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{AwsConfig, Config, ConfigError, SinkConfig};
+use crate::config::{AwsConfig, Config, ConfigError, DeleteAfter, SinkConfig};
 use crate::decode::{Limits, record_stats};
+use crate::ingest::deferred::{DeferredAcks, DeferredParams};
 use crate::ingest::local::{self, Source};
 use crate::ingest::notification::{ObjectRef, skip_reason};
 use crate::ingest::s3::S3Fetcher;
@@ -191,6 +192,29 @@ pub async fn run_daemon(cfg: Config, token: CancellationToken) -> Result<(), App
         tracing::info!(%bound, "Serving /metrics, /healthz, /readyz.");
     }
     let tasks = TaskTracker::new();
+    let deferred = match cfg.sqs.delete_after {
+        DeleteAfter::Applied => None,
+        DeleteAfter::WindowsClosed => {
+            // Redelivered messages reappear only after their visibility
+            // timeout: keep the watermark still until then so they are not late.
+            let clock = pipeline.router.clock().clone();
+            clock.hold_until(
+                crate::shard::now_ms()
+                    + (cfg.sqs.visibility_timeout_secs as i64 + cfg.sqs.wait_time_secs as i64 + 5)
+                        * 1000,
+            );
+            let horizon_ms = rules.max_horizon_ms();
+            let (handle, join) = DeferredAcks::spawn(DeferredParams {
+                client: aws_sdk_sqs::Client::new(&sdk),
+                queue_url: queue_url.clone(),
+                visibility_timeout_secs: cfg.sqs.visibility_timeout_secs,
+                clock,
+                lateness_ms: cfg.pipeline.allowed_lateness_secs as i64 * 1000,
+                horizon_ms,
+            });
+            Some((handle, horizon_ms, join))
+        }
+    };
     let ctx = PollerContext {
         client: aws_sdk_sqs::Client::new(&sdk),
         cfg: cfg.sqs.clone(),
@@ -203,6 +227,7 @@ pub async fn run_daemon(cfg: Config, token: CancellationToken) -> Result<(), App
         )),
         tasks: tasks.clone(),
         health,
+        deferred: deferred.as_ref().map(|(h, ms, _)| (h.clone(), *ms)),
     };
     tracing::info!(
         queue = %queue_url,
@@ -231,6 +256,10 @@ pub async fn run_daemon(cfg: Config, token: CancellationToken) -> Result<(), App
         );
     }
     drop(ctx);
+    if let Some((handle, _, join)) = deferred {
+        drop(handle);
+        let _ = join.await;
+    }
     pipeline.finish(false, grace).await;
     http_token.cancel();
     tracing::info!("Stopped.");

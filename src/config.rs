@@ -82,6 +82,25 @@ pub struct SqsConfig {
     /// a message's objects are still being processed. Default 300.
     #[serde(default = "default_visibility_timeout_secs")]
     pub visibility_timeout_secs: u32,
+    /// When a message is deleted. `windows_closed` (default): once the
+    /// watermark has passed its newest event plus the longest rule horizon,
+    /// so after a crash SQS redelivers every message whose events could still
+    /// complete a detection and the windows are rebuilt. `applied`: as soon
+    /// as the shard actors applied its events (fewer messages in flight; a
+    /// crash loses open windows).
+    #[serde(default)]
+    pub delete_after: DeleteAfter,
+}
+
+/// See [`SqsConfig::delete_after`].
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteAfter {
+    /// Delete when no open window can still use the message's events.
+    #[default]
+    WindowsClosed,
+    /// Delete as soon as the events are applied.
+    Applied,
 }
 
 /// S3 object fetching and decoding.
@@ -363,6 +382,7 @@ impl Default for SqsConfig {
             wait_time_secs: default_wait_time_secs(),
             max_messages: default_max_messages(),
             visibility_timeout_secs: default_visibility_timeout_secs(),
+            delete_after: DeleteAfter::default(),
         }
     }
 }

@@ -5,15 +5,14 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn reconwatch(args: &[&str]) -> Output {
+    // Each run gets its own state directory (sink outboxes).
+    let state = tempfile::tempdir().unwrap();
     Command::new(env!("CARGO_BIN_EXE_reconwatch"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("RECONWATCH_CONFIG")
         .env("RUST_LOG", "warn")
-        .env(
-            "RECONWATCH__PIPELINE__STATE_DIR",
-            std::env::temp_dir().join("reconwatch-cli-test"),
-        )
+        .env("RECONWATCH__PIPELINE__STATE_DIR", state.path())
         .output()
         .expect("run reconwatch")
 }

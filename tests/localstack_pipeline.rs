@@ -24,6 +24,7 @@ endpoint_url = "{ep}"
 queue_url = "{queue}"
 wait_time_secs = 1
 visibility_timeout_secs = 30
+delete_after = "applied"
 
 [pipeline]
 state_dir = "{state}"

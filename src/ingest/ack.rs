@@ -5,14 +5,24 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use tokio::sync::oneshot;
 
 #[derive(Debug)]
 struct Inner {
-    tx: Mutex<Option<oneshot::Sender<bool>>>,
+    tx: Mutex<Option<oneshot::Sender<AckOutcome>>>,
     failed: AtomicBool,
+    max_event_ms: AtomicI64,
+}
+
+/// What the waiter learns when every clone is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckOutcome {
+    /// Every object was read completely.
+    pub ok: bool,
+    /// Newest event time delivered (`i64::MIN` if none).
+    pub max_event_ms: i64,
 }
 
 impl Drop for Inner {
@@ -20,7 +30,10 @@ impl Drop for Inner {
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(tx) = tx {
             // The waiter may have given up (shutdown); nothing to do then.
-            let _ = tx.send(!self.failed.load(Ordering::Acquire));
+            let _ = tx.send(AckOutcome {
+                ok: !self.failed.load(Ordering::Acquire),
+                max_event_ms: self.max_event_ms.load(Ordering::Acquire),
+            });
         }
     }
 }
@@ -30,8 +43,8 @@ impl Drop for Inner {
 #[derive(Debug, Clone)]
 pub struct Ack(Arc<Inner>);
 
-/// Resolves when every [`Ack`] clone is gone: `true` if none failed.
-pub type AckWait = oneshot::Receiver<bool>;
+/// Resolves when every [`Ack`] clone is gone.
+pub type AckWait = oneshot::Receiver<AckOutcome>;
 
 impl Ack {
     /// A new token and its waiter.
@@ -41,6 +54,7 @@ impl Ack {
             Self(Arc::new(Inner {
                 tx: Mutex::new(Some(tx)),
                 failed: AtomicBool::new(false),
+                max_event_ms: AtomicI64::new(i64::MIN),
             })),
             rx,
         )
@@ -49,6 +63,11 @@ impl Ack {
     /// Mark the message as not fully processed (it will be redelivered).
     pub fn fail(&self) {
         self.0.failed.store(true, Ordering::Release);
+    }
+
+    /// Note events up to `ms` were delivered under this token.
+    pub fn observe(&self, ms: i64) {
+        self.0.max_event_ms.fetch_max(ms, Ordering::AcqRel);
     }
 
     /// Whether a failure was recorded.
@@ -67,8 +86,9 @@ mod tests {
         let a2 = ack.clone();
         drop(ack);
         assert!(rx.try_recv().is_err(), "still held");
+        a2.observe(7);
         drop(a2);
-        assert_eq!(rx.await, Ok(true));
+        assert_eq!(rx.await.map(|o| (o.ok, o.max_event_ms)), Ok((true, 7)));
     }
 
     #[tokio::test]
@@ -78,6 +98,6 @@ mod tests {
         a2.fail();
         drop(a2);
         drop(ack);
-        assert_eq!(rx.await, Ok(false));
+        assert_eq!(rx.await.map(|o| o.ok), Ok(false));
     }
 }

@@ -3,6 +3,7 @@
 //! ([`s3`]); `replay` reads local files or an S3 prefix ([`local`]).
 
 pub mod ack;
+pub mod deferred;
 pub mod local;
 pub mod notification;
 pub mod s3;

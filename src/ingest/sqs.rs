@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ack::Ack;
+use super::deferred::DeferredAcks;
 use super::notification::{self, Notification};
 use super::s3::S3Fetcher;
 use crate::config::SqsConfig;
@@ -56,6 +57,8 @@ pub struct PollerContext {
     pub tasks: TaskTracker,
     /// Readiness state.
     pub health: Arc<Health>,
+    /// Deferred deletion (`delete_after = "windows_closed"`), with the horizon in ms.
+    pub deferred: Option<(DeferredAcks, i64)>,
 }
 
 /// One long-polling loop; stops receiving when `token` is cancelled.
@@ -218,10 +221,16 @@ pub async fn handle_message(ctx: &PollerContext, m: Message) {
     futures::future::join_all(work).await;
     drop(ack);
     // Resolves once the shards have applied every batch of this message.
-    let ok = done.await.unwrap_or(false);
+    let outcome = done.await.ok();
     heartbeat.cancel();
-    if ok {
-        delete(ctx, &receipt, &message_id).await;
+    if let Some(o) = outcome.filter(|o| o.ok) {
+        match &ctx.deferred {
+            Some((d, horizon_ms)) if o.max_event_ms != i64::MIN => {
+                d.park(receipt, message_id, o.max_event_ms, *horizon_ms)
+                    .await;
+            }
+            _ => delete(ctx, &receipt, &message_id).await,
+        }
     } else {
         m_metrics.sqs_messages_failed.inc("object_failed");
     }

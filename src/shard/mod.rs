@@ -34,6 +34,10 @@ pub struct EventClock {
     /// may not pass the oldest, so objects that arrive together (a catch-up
     /// after an outage) do not make each other late.
     in_flight: Mutex<BTreeMap<i64, usize>>,
+    /// Wall time before which the watermark does not move (after a restart,
+    /// SQS redelivers unacknowledged messages only when their visibility
+    /// timeout expires; they must not arrive "late").
+    hold_until_wall_ms: AtomicI64,
     last_arrival_ms: AtomicI64,
     /// `None` disables the idle advance (replay: wall time is meaningless).
     idle_timeout_ms: Option<i64>,
@@ -46,6 +50,7 @@ impl EventClock {
             max_event_ms: AtomicI64::new(i64::MIN),
             ceiling_ms: AtomicI64::new(i64::MAX),
             in_flight: Mutex::new(BTreeMap::new()),
+            hold_until_wall_ms: AtomicI64::new(i64::MIN),
             last_arrival_ms: AtomicI64::new(now_ms()),
             idle_timeout_ms,
         }
@@ -84,6 +89,11 @@ impl EventClock {
             .unwrap_or(i64::MAX)
     }
 
+    /// Keep the watermark where it is until the wall clock reaches `wall_ms`.
+    pub fn hold_until(&self, wall_ms: i64) {
+        self.hold_until_wall_ms.store(wall_ms, Ordering::Release);
+    }
+
     /// Cap the effective time (replay: the oldest unfinished object's slot).
     pub fn set_ceiling(&self, ms: i64) {
         self.ceiling_ms.store(ms, Ordering::Release);
@@ -92,6 +102,9 @@ impl EventClock {
     /// Newest event time seen, advanced by the wall-clock time spent idle
     /// beyond the idle timeout (so windows close on a quiet stream).
     pub fn effective_max_ms(&self) -> i64 {
+        if now_ms() < self.hold_until_wall_ms.load(Ordering::Acquire) {
+            return i64::MIN;
+        }
         let max = self
             .max_event_ms
             .load(Ordering::Acquire)
@@ -186,6 +199,9 @@ impl EventOut for Router {
         }
         if max != i64::MIN {
             self.clock.observe(max);
+            if let Some(a) = &self.ack {
+                a.observe(max);
+            }
         }
         for (i, mut evs) in per.into_iter().enumerate() {
             while !evs.is_empty() {

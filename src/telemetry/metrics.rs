@@ -186,6 +186,8 @@ pub struct Metrics {
     pub event_lag: Histogram,
     /// Now minus the S3 notification's eventTime when its message is received, seconds.
     pub sqs_lag: Histogram,
+    /// Applied messages waiting for their windows to close before deletion.
+    pub sqs_pending_delete: Gauge,
     /// Highest event time seen, Unix ms.
     pub watermark_ms: Gauge,
 }
@@ -385,6 +387,11 @@ impl Metrics {
         for (k, v) in self.outbox_depth.snapshot() {
             let _ = writeln!(o, "reconwatch_outbox_depth{{sink=\"{}\"}} {v}", escape(&k));
         }
+        let _ = writeln!(
+            o,
+            "# HELP reconwatch_sqs_messages_pending_delete Applied messages kept until their windows close.\n# TYPE reconwatch_sqs_messages_pending_delete gauge\nreconwatch_sqs_messages_pending_delete {}",
+            self.sqs_pending_delete.get()
+        );
         histogram(
             &mut o,
             "reconwatch_event_lag_seconds",
