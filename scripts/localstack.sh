@@ -5,6 +5,7 @@
 #   scripts/localstack.sh start     # install if needed, start in background, wait until healthy
 #   scripts/localstack.sh stop      # stop the instance started by `start`
 #   scripts/localstack.sh status    # print the health document
+#   scripts/localstack.sh awscli    # install if needed, print the venv's aws CLI path
 #
 # Environment: LOCALSTACK_PORT (default 4566), RECONWATCH_CACHE (default ~/.cache/reconwatch).
 set -euo pipefail
@@ -79,6 +80,7 @@ case "${1:-start}" in
     install) install ;;
     start) start ;;
     stop) stop ;;
+    awscli) install; echo "$venv/bin/aws" ;;
     status) curl -fsS "http://127.0.0.1:$port/_localstack/health"; echo ;;
-    *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+    *) echo "usage: $0 install|start|stop|status|awscli" >&2; exit 2 ;;
 esac

@@ -374,18 +374,30 @@ pub struct Daemon {
 impl Daemon {
     /// Start `reconwatch run` with `config` (TOML text) in `dir`.
     pub fn start(dir: &Path, config: &str) -> Self {
-        let cfg = dir.join("reconwatch.toml");
-        std::fs::write(&cfg, config).unwrap();
+        Self::start_with(dir, Some(config), &[])
+    }
+
+    /// Start `reconwatch run` with an optional config file and extra
+    /// environment variables (e.g. `RECONWATCH__...` overrides only).
+    pub fn start_with(dir: &Path, config: Option<&str>, envs: &[(&str, String)]) -> Self {
+        let mut args: Vec<String> = Vec::new();
+        if let Some(config) = config {
+            let cfg = dir.join("reconwatch.toml");
+            std::fs::write(&cfg, config).unwrap();
+            args.extend(["--config".to_string(), cfg.to_string_lossy().into_owned()]);
+        }
+        args.push("run".into());
         let log = dir.join("daemon.log");
         let logf = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_reconwatch"))
-            .args(["--config", cfg.to_str().unwrap(), "run"])
+            .args(&args)
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
             .current_dir(dir)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info,reconwatch=debug")
+            .env("RUST_LOG", "info")
             .env_remove("RECONWATCH_CONFIG")
             .stdout(Stdio::null())
             .stderr(logf)
