@@ -17,11 +17,17 @@ Usage:
         --events-per-hour 60000 --identities 400 --accounts 4 --regions 6 --bursts 24
     python3 bench/gen_cloudtrail.py --out /tmp/ct1 --seed 42 --single-object-mb 64
 
-`--bursts B` injects B reconnaissance bursts (ground truth in DIR/bursts.json).
-`--single-object-mb M` writes ONE object of about M MB compressed instead.
+`--bursts B` injects B reconnaissance bursts (ground truth in DIR/bursts.json):
+aws-cli bursts inside one 10-s bucket, aws-cli bursts straddling a 10-s edge
+(some split 4-5 / 4-5 so tumbling windows cannot see them), Boto3 bursts, and
+12-region DescribeInstances sweeps in < 30 s (these write objects for all 12
+regions, whatever --regions says).
+`--single-object-mb M` writes ONE object of about M MB (10^6 bytes) compressed
+instead (account 111122223333, us-east-1); its eventTimes advance at
+--events-per-hour, so a big object spans hours (no region sweeps in this mode).
 The same arguments always give byte-identical files (gzip header mtime = 0;
 every random choice comes from seeded `random.Random`, one per hour, so
-`--jobs` does not change the output).
+`--jobs` does not change the output). Prints a JSON summary (events/s, sizes).
 """
 import argparse
 import bisect
@@ -31,7 +37,7 @@ import random
 import sys
 import time
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 EVENT_VERSION = "1.09"
 GZIP_LEVEL = 6
@@ -921,7 +927,7 @@ class World:
                 ident.role = f"{w}-{p}"
                 ident.session = {"lambda-app": f"{w}-handler", "eks-node": "i-0" + rhex(r, 16),
                                  "etl-batch": f"{w}-etl-{rhex(r, 8)}", "ssm-agent": "i-0" + rhex(r, 16),
-                                 "ecs-task": rhex(r, 32), "monitoring": f"DatadogAWSIntegration"}[p]
+                                 "ecs-task": rhex(r, 32), "monitoring": "DatadogAWSIntegration"}[p]
                 ident.vpce = ("vpce-0" + rhex(r, 16)) if r.random() < 0.3 else None
             elif kind.startswith("service-"):
                 ident.type = "AWSService"
@@ -1074,6 +1080,18 @@ class Writer:
         self.gz += len(gz)
 
 
+class TsTable(dict):
+    """seconds since `base` -> "YYYY-MM-DDTHH:MM:SSZ", filled on first use."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+
+    def __missing__(self, s):
+        v = self[s] = fmt_time(self.base + s)
+        return v
+
+
 class Gen:
     """Builds records for one hour (or the single-object mode) from its own RNG."""
 
@@ -1083,7 +1101,7 @@ class Gen:
         self.hour = hour_epoch
         self.force_region = force_region
         self.uid = [world.user_identity(i, r, hour_epoch) for i in world.identities]
-        self.ts = [fmt_time(hour_epoch + s) for s in range(3600)]
+        self.ts = TsTable(hour_epoch)
         self.cache = {}
         self.tls = {}
         # session anchors for clustered (human / CI) identities: a few work sessions per hour
@@ -1334,12 +1352,12 @@ def burst_truth(plan):
     }
 
 
-def burst_records(gen, plan, hour_epoch):
-    """Records of a burst that fall in [hour_epoch, hour_epoch+3600): (acct, region, sec, json)."""
+def burst_records(gen, plan, hour_epoch, span=3600):
+    """Records of a burst that fall in [hour_epoch, hour_epoch+span): (acct, region, sec, json)."""
     out = []
     ident = plan["identity"]
     for t, ev, region, ua in plan["events"]:
-        if hour_epoch <= t < hour_epoch + 3600:
+        if hour_epoch <= t < hour_epoch + span:
             sec = t - hour_epoch
             rec = gen.record(ident, ev, sec, region, ip=plan["ip"], ua=ua,
                              error=(ev.name == "DescribeInstances" and gen.r.random() < 0.15))
@@ -1373,29 +1391,35 @@ def _run_hour_forked(args):
     return run_hour((_WORLD,) + args)
 
 
-def run_single(world, seed, out, t0, mb, plans):
-    """ONE object of about `mb` MB (10^6 bytes) compressed: account 0, region 0, one 5-minute slot.
+def run_single(world, seed, out, t0, mb, n_bursts, per_hour):
+    """ONE object of about `mb` MB (10^6 bytes) compressed: account 0, region 0.
 
-    Streams: records are made in batches, shuffled within the batch, and compressed as
-    they go, so the generator's memory does not grow with the object.
+    Its records' eventTimes run from t0 at `per_hour` events per hour (the same
+    density as the hourly layout, so detections behave alike), however long that
+    makes the object's time span. Streams: records are made in batches, shuffled
+    within the batch and compressed as they go, so memory does not grow with M.
+    Returns (stats, burst plans).
     """
     r = random.Random(f"{seed}:single")
     acct, region = world.accounts[0], world.regions[0]
     for ident in world.identities:
         ident.account = acct
         ident.home = region
-    gen = Gen(world, r, t0 - t0 % 3600, force_region=region)
-    base_sec = t0 % 3600
+    gen = Gen(world, r, t0, force_region=region)
     target = int(mb * 1_000_000)
+    per_hour = max(1, per_hour)
     # first guess of compressed bytes per record; corrected from the stream as it grows
     probe = [x[3] for x in gen.background(5000)]
     per = len(zlib.compress(",".join(probe).encode(), GZIP_LEVEL)) / len(probe)
+    est = max(1, int(target / per))
+    span = max(SLOT_SECS, int(est * 3600 / per_hour))
+    plans = plan_bursts(world, seed, n_bursts, t0, span, single_object=True)
+    extra = []
+    for p in plans:
+        extra.extend(x[3] for x in burst_records(gen, p, t0, span=span + 3600))
     path = Writer(out, r).name(acct, region, t0)
     comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
     n = raw = gz = 0
-    extra = []
-    for p in plans:
-        extra.extend(x[3] for x in burst_records(gen, p, t0 - t0 % 3600))
     with open(path, "wb") as f:
         def emit(b):
             nonlocal gz
@@ -1406,18 +1430,20 @@ def run_single(world, seed, out, t0, mb, plans):
         head = b'{"Records":['
         emit(comp.compress(head))
         raw += len(head)
+        last_sec, last_ts = -1, ""
         while gz < target:
             if gz > 1_000_000:
                 per = gz / n
             left = max(1, int((target - gz) / per))
-            est = n + left                          # records expected in the whole object
             recs = gen.background(min(10000, left + 1))
             chunk = []
             for k, (_, _, _, rec) in enumerate(recs):
-                # spread the expected total evenly over the 5-minute slot: rewrite eventTime
-                sec = base_sec + min(SLOT_SECS - 1, (n + k) * SLOT_SECS // est)
+                # event k of the object happens at t0 + k / per_hour hours: rewrite eventTime
+                sec = (n + k) * 3600 // per_hour
+                if sec != last_sec:
+                    last_sec, last_ts = sec, fmt_time(t0 + sec)
                 i = rec.index('"eventTime":"') + 13
-                chunk.append(rec[:i] + gen.ts[sec] + rec[i + 20:])
+                chunk.append(rec[:i] + last_ts + rec[i + 20:])
             if extra:
                 chunk.extend(extra)
                 extra = []
@@ -1429,7 +1455,7 @@ def run_single(world, seed, out, t0, mb, plans):
         emit(comp.compress(b"]}"))
         raw += 2
         emit(comp.flush())
-    return {"events": n, "files": 1, "raw": raw, "gz": gz, "path": path}
+    return {"events": n, "files": 1, "raw": raw, "gz": gz, "path": path, "span_secs": last_sec + 1}, plans
 
 
 def parse_time(s):
@@ -1464,12 +1490,10 @@ def main(argv=None):
     t_begin = time.perf_counter()
     single = a.single_object_mb is not None
     world = World(a.seed, a.identities, 1 if single else a.accounts, 1 if single else a.regions)
-    total = SLOT_SECS if single else a.hours * 3600
-    plans = plan_bursts(world, a.seed, a.bursts, t0, total, single_object=single)
-    truth = [burst_truth(p) for p in plans]
     if single:
-        stats = run_single(world, a.seed, a.out, t0, a.single_object_mb, plans)
+        stats, plans = run_single(world, a.seed, a.out, t0, a.single_object_mb, a.bursts, a.events_per_hour)
     else:
+        plans = plan_bursts(world, a.seed, a.bursts, t0, a.hours * 3600)
         hours = [(a.seed, a.out, t0, h, a.events_per_hour,
                   [p for p in plans if p["events"][0][0] < t0 + (h + 1) * 3600 and p["events"][-1][0] >= t0 + h * 3600])
                  for h in range(a.hours)]
@@ -1483,6 +1507,7 @@ def main(argv=None):
             res = [run_hour((world,) + h) for h in hours]
         stats = {k: sum(x[k] for x in res) for k in ("events", "files", "raw", "gz")}
     secs = time.perf_counter() - t_begin
+    truth = [burst_truth(p) for p in plans]
     if a.bursts:
         with open(os.path.join(a.out, "bursts.json"), "w") as f:
             json.dump({"seed": a.seed, "start": fmt_time(t0), "bursts": truth}, f, indent=1)
@@ -1499,6 +1524,7 @@ def main(argv=None):
     }
     if single:
         summary["path"] = stats["path"]
+        summary["span_secs"] = stats["span_secs"]
     if not a.quiet:
         print(json.dumps(summary))
     return summary
