@@ -101,7 +101,11 @@ impl Pipeline {
             SinkOptions {
                 state_dir: &cfg.pipeline.state_dir,
                 capacity: cfg.pipeline.sink_channel_capacity,
-                outbox_retry: Duration::from_secs(if live { 15 } else { 2 }),
+                outbox_retry: Duration::from_secs(if live {
+                    cfg.pipeline.outbox_retry_secs
+                } else {
+                    2
+                }),
                 aws,
             },
             &tracker,
@@ -228,6 +232,9 @@ pub async fn run_daemon(cfg: Config, token: CancellationToken) -> Result<(), App
         tasks: tasks.clone(),
         health,
         deferred: deferred.as_ref().map(|(h, ms, _)| (h.clone(), *ms)),
+        seen: Arc::new(sqs::SeenObjects::new(Duration::from_secs(
+            cfg.sqs.duplicate_horizon_secs,
+        ))),
     };
     tracing::info!(
         queue = %queue_url,

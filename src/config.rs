@@ -90,6 +90,11 @@ pub struct SqsConfig {
     /// crash loses open windows).
     #[serde(default)]
     pub delete_after: DeleteAfter,
+    /// An object already read completely (same bucket, key and sequencer or
+    /// ETag) is skipped when notified again within this many seconds
+    /// (duplicate notifications, S3 + EventBridge both configured). Default 3600.
+    #[serde(default = "default_duplicate_horizon_secs")]
+    pub duplicate_horizon_secs: u64,
 }
 
 /// See [`SqsConfig::delete_after`].
@@ -159,6 +164,9 @@ pub struct PipelineConfig {
     /// Directory for durable local state (sink outbox). Default `./reconwatch-state`.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// Interval between retries of a failing sink's outbox. Default 15.
+    #[serde(default = "default_outbox_retry_secs")]
+    pub outbox_retry_secs: u64,
     /// Grace period for draining on SIGTERM before giving up. Default 30.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
@@ -313,6 +321,12 @@ const fn default_max_messages() -> u32 {
 const fn default_visibility_timeout_secs() -> u32 {
     300
 }
+const fn default_duplicate_horizon_secs() -> u64 {
+    3600
+}
+const fn default_outbox_retry_secs() -> u64 {
+    15
+}
 const fn default_fetch_concurrency() -> usize {
     8
 }
@@ -383,6 +397,7 @@ impl Default for SqsConfig {
             max_messages: default_max_messages(),
             visibility_timeout_secs: default_visibility_timeout_secs(),
             delete_after: DeleteAfter::default(),
+            duplicate_horizon_secs: default_duplicate_horizon_secs(),
         }
     }
 }
@@ -411,6 +426,7 @@ impl Default for PipelineConfig {
             sink_channel_capacity: default_sink_channel_capacity(),
             max_events_per_group: default_max_events_per_group(),
             state_dir: default_state_dir(),
+            outbox_retry_secs: default_outbox_retry_secs(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
         }
     }
@@ -569,6 +585,9 @@ impl Config {
         }
         if self.pipeline.batch_events == 0 {
             p.push("pipeline.batch_events must be >= 1".into());
+        }
+        if self.pipeline.outbox_retry_secs == 0 {
+            p.push("pipeline.outbox_retry_secs must be >= 1".into());
         }
         if self.pipeline.tick_millis == 0 {
             p.push("pipeline.tick_millis must be >= 1".into());

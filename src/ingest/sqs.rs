@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use super::ack::Ack;
 use super::deferred::DeferredAcks;
-use super::notification::{self, Notification};
+use super::notification::{self, Notification, ObjectRef};
 use super::s3::S3Fetcher;
 use crate::config::SqsConfig;
 use crate::decode::record_stats;
@@ -34,6 +34,50 @@ use crate::telemetry::metrics;
 pub struct Health {
     /// Wall time (ms) of the last successful ReceiveMessage; 0 = never.
     pub sqs_last_ok_ms: AtomicI64,
+}
+
+/// Objects read completely recently: a second notification for the same
+/// (bucket, key, sequencer/ETag) within the horizon is skipped. Recorded only
+/// after success, so a failed object is always retried.
+#[derive(Debug)]
+pub struct SeenObjects {
+    map: dashmap::DashMap<(String, String, String), i64>,
+    horizon_ms: i64,
+}
+
+impl SeenObjects {
+    /// A set remembering objects for `horizon`.
+    pub fn new(horizon: Duration) -> Self {
+        Self {
+            map: dashmap::DashMap::new(),
+            horizon_ms: horizon.as_millis() as i64,
+        }
+    }
+
+    fn key(o: &ObjectRef) -> (String, String, String) {
+        (
+            o.bucket.clone(),
+            o.key.clone(),
+            o.version_tag.clone().unwrap_or_default(),
+        )
+    }
+
+    /// Whether `o` was read completely within the horizon.
+    pub fn contains(&self, o: &ObjectRef) -> bool {
+        let now = now_ms();
+        self.map
+            .get(&Self::key(o))
+            .is_some_and(|t| now - *t <= self.horizon_ms)
+    }
+
+    /// Remember `o` as read; forgets expired entries now and then.
+    pub fn insert(&self, o: &ObjectRef) {
+        let now = now_ms();
+        self.map.insert(Self::key(o), now);
+        if self.map.len().is_multiple_of(1024) {
+            self.map.retain(|_, t| now - *t <= self.horizon_ms);
+        }
+    }
 }
 
 /// Everything a poller and its message tasks share.
@@ -57,6 +101,8 @@ pub struct PollerContext {
     pub tasks: TaskTracker,
     /// Readiness state.
     pub health: Arc<Health>,
+    /// Objects read completely, for duplicate-notification suppression.
+    pub seen: Arc<SeenObjects>,
     /// Deferred deletion (`delete_after = "windows_closed"`), with the horizon in ms.
     pub deferred: Option<(DeferredAcks, i64)>,
 }
@@ -195,11 +241,17 @@ pub async fn handle_message(ctx: &PollerContext, m: Message) {
                 tracing::debug!(bucket = %obj.bucket, key = %obj.key, reason, "Object skipped.");
                 return;
             }
+            if ctx.seen.contains(&obj) {
+                metrics().objects_skipped.inc("duplicate_notification");
+                tracing::info!(bucket = %obj.bucket, key = %obj.key, "Object already read; duplicate notification skipped.");
+                return;
+            }
             let _permit = ctx.fetch_permits.acquire().await;
             let mut router = ctx.router.with_ack(ack.clone());
             match ctx.fetcher.process(&obj, &mut router).await {
                 Ok(stats) => {
                     record_stats(&stats);
+                    ctx.seen.insert(&obj);
                     metrics().objects.inc("ok");
                     if stats.skipped_total() > 0 {
                         tracing::warn!(bucket = %obj.bucket, key = %obj.key, skipped = ?stats.skipped,
