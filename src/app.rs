@@ -302,6 +302,8 @@ pub struct ReplaySummary {
     pub signals: BTreeMap<String, u64>,
     /// Wall time.
     pub elapsed: Duration,
+    /// Peak resident memory of the process, MB (Linux).
+    pub peak_rss_mb: Option<f64>,
 }
 
 impl fmt::Display for ReplaySummary {
@@ -334,6 +336,9 @@ impl fmt::Display for ReplaySummary {
             "  events/s                       {:.0}",
             self.events as f64 / secs
         )?;
+        if let Some(mb) = self.peak_rss_mb {
+            writeln!(f, "  peak RSS MB                    {mb:.1}")?;
+        }
         if self.alerts.is_empty() {
             writeln!(f, "  alerts                         0")?;
         }
@@ -507,5 +512,6 @@ pub async fn replay(
     summary.duplicates = m.events_duplicate.get() - dup0;
     summary.no_identity = m.events_no_identity.get() - noid0;
     summary.elapsed = started.elapsed();
+    summary.peak_rss_mb = telemetry::peak_rss_mb();
     Ok(summary)
 }

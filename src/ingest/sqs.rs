@@ -138,7 +138,8 @@ pub async fn poll_loop(ctx: PollerContext, id: usize, token: CancellationToken) 
             }
             Err(e) => {
                 failures += 1;
-                let wait = backoff(Duration::from_millis(500), failures.min(6));
+                // Capped at ~8 s so service comes back quickly after an outage.
+                let wait = backoff(Duration::from_millis(500), failures.min(4));
                 tracing::warn!(poller = id, error = %DisplayErrorContext(&e), retry_in_ms = wait.as_millis() as u64,
                     "ReceiveMessage failed (needs sqs:ReceiveMessage on the queue); retrying.");
                 tokio::select! {
