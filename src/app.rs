@@ -111,8 +111,9 @@ impl Pipeline {
             &tracker,
         )
         .await?;
-        let clock = Arc::new(EventClock::new(
+        let clock = Arc::new(EventClock::with_max_speed(
             live.then_some(cfg.pipeline.idle_timeout_secs as i64 * 1000),
+            live.then_some(cfg.pipeline.watermark_max_speed),
         ));
         let params = ShardParams {
             rules,
@@ -195,18 +196,18 @@ pub async fn run_daemon(cfg: Config, token: CancellationToken) -> Result<(), App
         .map_err(|source| AppError::Http { addr, source })?;
         tracing::info!(%bound, "Serving /metrics, /healthz, /readyz.");
     }
+    // Hold the watermark for one visibility timeout after start: messages
+    // left unacknowledged by a previous process (crash, restart) reappear
+    // only then, and a backlog's older objects may not have arrived yet.
+    pipeline.router.clock().hold_until(
+        crate::shard::now_ms()
+            + (cfg.sqs.visibility_timeout_secs as i64 + cfg.sqs.wait_time_secs as i64 + 5) * 1000,
+    );
     let tasks = TaskTracker::new();
     let deferred = match cfg.sqs.delete_after {
         DeleteAfter::Applied => None,
         DeleteAfter::WindowsClosed => {
-            // Redelivered messages reappear only after their visibility
-            // timeout: keep the watermark still until then so they are not late.
             let clock = pipeline.router.clock().clone();
-            clock.hold_until(
-                crate::shard::now_ms()
-                    + (cfg.sqs.visibility_timeout_secs as i64 + cfg.sqs.wait_time_secs as i64 + 5)
-                        * 1000,
-            );
             let horizon_ms = rules.max_horizon_ms();
             let (handle, join) = DeferredAcks::spawn(DeferredParams {
                 client: aws_sdk_sqs::Client::new(&sdk),

@@ -151,6 +151,12 @@ pub struct PipelineConfig {
     /// with the wall clock so open windows close. Default 60.
     #[serde(default = "default_idle_timeout_secs")]
     pub idle_timeout_secs: u64,
+    /// The watermark may advance at most this many seconds of event time per
+    /// second of wall time, so a backlog (CloudTrail catching up after an
+    /// outage) delivered within seconds in any order is not judged late.
+    /// Default 10.
+    #[serde(default = "default_watermark_max_speed")]
+    pub watermark_max_speed: f64,
     /// Housekeeping tick of the window actors (watermark, eviction). Default 1000.
     #[serde(default = "default_tick_millis")]
     pub tick_millis: u64,
@@ -354,6 +360,9 @@ const fn default_allowed_lateness_secs() -> u64 {
 const fn default_idle_timeout_secs() -> u64 {
     60
 }
+const fn default_watermark_max_speed() -> f64 {
+    10.0
+}
 const fn default_tick_millis() -> u64 {
     1000
 }
@@ -422,6 +431,7 @@ impl Default for PipelineConfig {
             batch_events: default_batch_events(),
             allowed_lateness_secs: default_allowed_lateness_secs(),
             idle_timeout_secs: default_idle_timeout_secs(),
+            watermark_max_speed: default_watermark_max_speed(),
             tick_millis: default_tick_millis(),
             sink_channel_capacity: default_sink_channel_capacity(),
             max_events_per_group: default_max_events_per_group(),
@@ -588,6 +598,12 @@ impl Config {
         }
         if self.pipeline.outbox_retry_secs == 0 {
             p.push("pipeline.outbox_retry_secs must be >= 1".into());
+        }
+        if !(self.pipeline.watermark_max_speed >= 1.0) {
+            p.push(format!(
+                "pipeline.watermark_max_speed must be >= 1 (got {})",
+                self.pipeline.watermark_max_speed
+            ));
         }
         if self.pipeline.tick_millis == 0 {
             p.push("pipeline.tick_millis must be >= 1".into());

@@ -318,3 +318,137 @@ async fn catch_up_of_many_objects_at_once_loses_no_burst() {
         .unwrap();
     assert!(m.contains("reconwatch_events_late_total 0\n"), "{m}");
 }
+
+/// Issue 3's scenario: a 12-region DescribeInstances sweep, one object per
+/// region, uploaded out of order over several seconds, then a discovery
+/// burst by the same principal: one rule-2 signal and one rule-3 alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_region_sweep_out_of_order_then_burst_gives_one_correlation() {
+    const REGIONS: [&str; 12] = [
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-central-1",
+        "ap-south-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-northeast-1",
+        "sa-east-1",
+    ];
+    let stack = Stack::create().await;
+    let hook = Webhook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _daemon = Daemon::start(dir.path(), &config(&stack, &hook, dir.path(), port));
+    let arn = "arn:aws:sts::111122223333:assumed-role/ci-runner/i-0sweep";
+    let boto = "Boto3/1.34.69 md/Botocore#1.34.69";
+    let tag = unique("sweep");
+    // Out of order: a fixed shuffle of the regions, 400 ms apart.
+    let order = [7, 2, 11, 0, 5, 9, 3, 10, 1, 8, 4, 6];
+    for (n, &i) in order.iter().enumerate() {
+        let region = REGIONS[i];
+        let r = record(
+            &format!("2026-11-20T10:21:{:02}Z", 10 + i),
+            arn,
+            "AssumedRole",
+            "DescribeInstances",
+            "ec2.amazonaws.com",
+            region,
+            "203.0.113.99",
+            boto,
+            &event_id(&tag, i as u64),
+        );
+        stack
+            .put(
+                &trail_key(region, "20261120T1025Z", &format!("SWEEP{n:011}")),
+                gz(&trail_file(&[r])),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    wait_for(Duration::from_secs(60), "the rule-2 signal", || {
+        let url = metrics_url.clone();
+        async move {
+            let m = reqwest::get(url).await.ok()?.text().await.ok()?;
+            m.contains("reconwatch_signals_total{rule=\"ec2_multi_region_describe\"} 1\n")
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(hook.alerts().is_empty(), "rule 2 alone is only a signal");
+
+    // The discovery burst (Boto3, so rule 1b) two minutes later.
+    let burst: Vec<_> = [
+        "ListBuckets",
+        "ListUsers",
+        "ListRoles",
+        "GetAccountAuthorizationDetails",
+        "ListFunctions20150331",
+        "DescribeDBInstances",
+        "ListKeys",
+        "DescribeTrails",
+        "DescribeVpcs",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, name)| {
+        record(
+            &format!("2026-11-20T10:23:{:02}Z", 5 + i / 2),
+            arn,
+            "AssumedRole",
+            name,
+            "iam.amazonaws.com",
+            "us-east-1",
+            "203.0.113.99",
+            boto,
+            &event_id(&tag, 100 + i as u64),
+        )
+    })
+    .collect();
+    stack
+        .put(
+            &trail_key("us-east-1", "20261120T1025Z", "SWEEPBURST000001"),
+            gz(&trail_file(&burst)),
+        )
+        .await;
+    let chain = wait_for(Duration::from_secs(60), "the rule-3 correlation", || {
+        let hook = hook.clone();
+        async move {
+            let a: Vec<_> = hook
+                .alerts()
+                .into_iter()
+                .filter(|a| a["rule"]["id"] == "recon_chain")
+                .collect();
+            (!a.is_empty()).then_some(a)
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = hook.alerts();
+    assert_eq!(
+        all.iter()
+            .filter(|a| a["rule"]["id"] == "recon_chain")
+            .count(),
+        1,
+        "exactly one correlation"
+    );
+    let c = &chain[0];
+    assert_eq!(c["severity"], "high");
+    assert_eq!(c["group"]["identity"], arn);
+    let sig: Vec<&str> = c["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rule_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        sig.contains(&"ec2_multi_region_describe") && sig.contains(&"discovery_any_client"),
+        "{sig:?}"
+    );
+    // The rule-2 signal fired as soon as 10 regions were seen; it carries those.
+    assert!(c["context"]["regions"].as_array().unwrap().len() >= 10);
+}

@@ -41,11 +41,24 @@ pub struct EventClock {
     last_arrival_ms: AtomicI64,
     /// `None` disables the idle advance (replay: wall time is meaningless).
     idle_timeout_ms: Option<i64>,
+    /// Event-time ms the effective time may advance per wall-clock ms
+    /// (`None`: unlimited). A backlog delivered in seconds, in any order,
+    /// then cannot push the watermark past objects not yet received.
+    max_speed: Option<f64>,
+    /// Last effective time handed out and the wall time it was handed out.
+    throttle: Mutex<(i64, i64)>,
 }
 
 impl EventClock {
-    /// A clock; `idle_timeout_ms` as in [`EventClock::effective_max_ms`].
+    /// A clock; `idle_timeout_ms` as in [`EventClock::effective_max_ms`],
+    /// no speed limit.
     pub fn new(idle_timeout_ms: Option<i64>) -> Self {
+        Self::with_max_speed(idle_timeout_ms, None)
+    }
+
+    /// A clock whose effective time advances at most `max_speed` times as
+    /// fast as the wall clock.
+    pub fn with_max_speed(idle_timeout_ms: Option<i64>, max_speed: Option<f64>) -> Self {
         Self {
             max_event_ms: AtomicI64::new(i64::MIN),
             ceiling_ms: AtomicI64::new(i64::MAX),
@@ -53,6 +66,8 @@ impl EventClock {
             hold_until_wall_ms: AtomicI64::new(i64::MIN),
             last_arrival_ms: AtomicI64::new(now_ms()),
             idle_timeout_ms,
+            max_speed,
+            throttle: Mutex::new((i64::MIN, 0)),
         }
     }
 
@@ -113,13 +128,27 @@ impl EventClock {
         if max == i64::MIN {
             return max;
         }
-        match self.idle_timeout_ms {
+        let candidate = match self.idle_timeout_ms {
             Some(idle) => {
                 let quiet = now_ms() - self.last_arrival_ms.load(Ordering::Acquire) - idle;
                 max.saturating_add(quiet.max(0))
             }
             None => max,
-        }
+        };
+        let Some(speed) = self.max_speed else {
+            return candidate;
+        };
+        let now = now_ms();
+        let mut t = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
+        let (prev, prev_wall) = *t;
+        let effective = if prev == i64::MIN {
+            candidate
+        } else {
+            let allowed = prev.saturating_add(((now - prev_wall).max(0) as f64 * speed) as i64);
+            candidate.min(allowed)
+        };
+        *t = (prev.max(effective), now);
+        effective
     }
 }
 
@@ -249,6 +278,13 @@ mod tests {
         assert_eq!(c.effective_max_ms(), 4000);
         drop(g2);
         assert_eq!(c.effective_max_ms(), 5000);
+        // Speed-limited: a jump of an hour of event time is taken slowly.
+        let c = EventClock::with_max_speed(None, Some(10.0));
+        c.observe(1_000_000);
+        assert_eq!(c.effective_max_ms(), 1_000_000);
+        c.observe(1_000_000 + 3_600_000);
+        let e = c.effective_max_ms();
+        assert!(e >= 1_000_000 && e < 1_000_000 + 3_600_000, "{e}");
         let idle = EventClock::new(Some(0));
         idle.observe(1000);
         std::thread::sleep(std::time::Duration::from_millis(20));
