@@ -599,7 +599,8 @@ impl Config {
         if self.pipeline.outbox_retry_secs == 0 {
             p.push("pipeline.outbox_retry_secs must be >= 1".into());
         }
-        if !(self.pipeline.watermark_max_speed >= 1.0) {
+        let speed = self.pipeline.watermark_max_speed;
+        if speed.is_nan() || speed < 1.0 {
             p.push(format!(
                 "pipeline.watermark_max_speed must be >= 1 (got {})",
                 self.pipeline.watermark_max_speed
