@@ -22,5 +22,6 @@ pub mod ingest;
 pub mod rules;
 pub mod shard;
 pub mod sink;
+pub mod state;
 pub mod telemetry;
 pub mod window;
