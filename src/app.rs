@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::StateKind;
 use crate::config::{AwsConfig, Config, ConfigError, DeleteAfter, SinkConfig};
 use crate::decode::{Limits, record_stats};
 use crate::ingest::deferred::{DeferredAcks, DeferredParams};
@@ -29,9 +30,10 @@ use crate::ingest::sqs::{self, Health, PollerContext};
 use crate::rules::{self, RuleSet};
 use crate::shard::{EventClock, Router};
 use crate::sink::{self, SinkError, SinkOptions};
+use crate::state::{FileStore, S3Store, Store};
 use crate::telemetry::{self, metrics};
 use crate::window::engine::EngineConfig;
-use crate::window::{ShardHandle, ShardParams};
+use crate::window::{ShardHandle, ShardParams, StatePersist};
 
 /// Errors that stop a command.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,9 @@ pub enum AppError {
     /// A replay source could not be read.
     #[error("replay source: {0}")]
     Source(String),
+    /// The state store could not be opened.
+    #[error(transparent)]
+    State(#[from] crate::state::StoreError),
     /// The HTTP endpoint could not bind.
     #[error("cannot serve {addr}: {source}")]
     Http {
@@ -77,6 +82,52 @@ pub fn s3_client(sdk: &aws_config::SdkConfig, cfg: &AwsConfig) -> aws_sdk_s3::Cl
     aws_sdk_s3::Client::from_conf(conf)
 }
 
+/// Open the configured state store. Read-only users (`replay`) get `None`
+/// when the database file does not exist yet, so they never create one.
+pub fn open_state(
+    cfg: &Config,
+    aws: Option<&aws_config::SdkConfig>,
+    write: bool,
+) -> Result<Option<StatePersist>, AppError> {
+    let store = match cfg.state.kind {
+        StateKind::None => return Ok(None),
+        StateKind::File => {
+            let path = cfg.state_path();
+            if !write && !path.exists() {
+                return Ok(None);
+            }
+            match FileStore::open(&path) {
+                Ok(s) => Store::File(s),
+                // A read-only replay next to a running daemon still works,
+                // without the daemon's baselines.
+                Err(e) if !write && e.to_string().contains("in use by another process") => {
+                    tracing::warn!(error = %e, "State store unavailable; replaying without persisted baselines.");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        StateKind::S3 => {
+            let Some(sdk) = aws else {
+                return Ok(None);
+            };
+            let uri = cfg.state.s3_uri.as_deref().unwrap_or_default();
+            let rest = uri.strip_prefix("s3://").unwrap_or(uri);
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            Store::S3(S3Store::new(
+                s3_client(sdk, &cfg.aws),
+                bucket.to_string(),
+                prefix.to_string(),
+            ))
+        }
+    };
+    Ok(Some(StatePersist {
+        store,
+        write,
+        flush: Duration::from_secs(cfg.state.flush_secs),
+    }))
+}
+
 /// The running actors.
 pub struct Pipeline {
     shards: Arc<[ShardHandle]>,
@@ -94,6 +145,7 @@ impl Pipeline {
         rules: Arc<RuleSet>,
         live: bool,
         aws: Option<&aws_config::SdkConfig>,
+        state: Option<StatePersist>,
     ) -> Result<Self, AppError> {
         let tracker = TaskTracker::new();
         let alerts = sink::spawn_all(
@@ -125,6 +177,8 @@ impl Pipeline {
             alerts,
             capacity: cfg.pipeline.shard_channel_capacity,
             tick: Duration::from_millis(cfg.pipeline.tick_millis),
+            state,
+            shard_count: cfg.shard_count(),
         };
         let shards: Arc<[ShardHandle]> = (0..cfg.shard_count())
             .map(|i| ShardHandle::spawn(i, params.clone(), &tracker))
@@ -170,7 +224,8 @@ impl Pipeline {
 pub async fn run_daemon(cfg: Config, token: CancellationToken) -> Result<(), AppError> {
     let rules = Arc::new(rules::load(&cfg.rules)?);
     let sdk = aws_sdk_config(&cfg.aws).await;
-    let pipeline = Pipeline::start(&cfg, rules.clone(), true, Some(&sdk)).await?;
+    let state = open_state(&cfg, Some(&sdk), true)?;
+    let pipeline = Pipeline::start(&cfg, rules.clone(), true, Some(&sdk), state).await?;
     let queue_url = cfg.sqs.queue_url.clone().unwrap_or_default();
     let fetcher = Arc::new(S3Fetcher::new(
         s3_client(&sdk, &cfg.aws),
@@ -383,6 +438,26 @@ pub async fn replay(
     sources: Vec<String>,
     token: CancellationToken,
 ) -> Result<ReplaySummary, AppError> {
+    run_offline(cfg, sources, token, false).await
+}
+
+/// `baseline train`: the replay pipeline without sinks, writing the learnt
+/// baselines and new-terms history to the state store.
+pub async fn train(
+    mut cfg: Config,
+    sources: Vec<String>,
+    token: CancellationToken,
+) -> Result<ReplaySummary, AppError> {
+    cfg.sinks.clear();
+    run_offline(cfg, sources, token, true).await
+}
+
+async fn run_offline(
+    cfg: Config,
+    sources: Vec<String>,
+    token: CancellationToken,
+    train: bool,
+) -> Result<ReplaySummary, AppError> {
     let started = Instant::now();
     let rules = Arc::new(rules::load(&cfg.rules)?);
     let sources: Vec<Source> = sources.iter().map(|s| Source::parse(s)).collect();
@@ -390,7 +465,8 @@ pub async fn replay(
         || cfg
             .sinks
             .iter()
-            .any(|s| matches!(s, SinkConfig::Sns { .. }));
+            .any(|s| matches!(s, SinkConfig::Sns { .. }))
+        || cfg.state.kind == StateKind::S3;
     let sdk = if needs_aws {
         Some(aws_sdk_config(&cfg.aws).await)
     } else {
@@ -433,9 +509,10 @@ pub async fn replay(
         m.events_duplicate.get(),
         m.events_no_identity.get(),
     );
-    let pipeline = Pipeline::start(&cfg, rules, false, sdk.as_ref()).await?;
+    let state = open_state(&cfg, sdk.as_ref(), train)?;
+    let pipeline = Pipeline::start(&cfg, rules, false, sdk.as_ref(), state).await?;
     let progress = telemetry::progress::Progress::new(
-        "replay",
+        if train { "train" } else { "replay" },
         items.len() as u64,
         std::io::stderr().is_terminal(),
     );
@@ -454,7 +531,11 @@ pub async fn replay(
         let results = futures::stream::iter(items)
             .take_until(token.cancelled())
             .map(|item| {
-                let mut router = router.clone();
+                // The object counts as done only once the shards have applied
+                // its events (the ack resolves), so the watermark ceiling
+                // never passes events still queued for a shard.
+                let (ack, applied) = crate::ingest::ack::Ack::new();
+                let mut router = router.with_ack(ack);
                 async move {
                     let name = item.name();
                     let r = match &item {
@@ -467,6 +548,8 @@ pub async fn replay(
                             .await
                             .map_err(|e| e.to_string()),
                     };
+                    drop(router);
+                    let _ = applied.await;
                     (name, r)
                 }
             })
@@ -515,4 +598,76 @@ pub async fn replay(
     summary.elapsed = started.elapsed();
     summary.peak_rss_mb = telemetry::peak_rss_mb();
     Ok(summary)
+}
+
+/// One row of `baseline show`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineRow {
+    /// Rule id.
+    pub rule: String,
+    /// Identity.
+    pub identity: String,
+    /// Group: hour bucket start and `d`/`w` (weekday/weekend).
+    pub group: String,
+    /// Past hourly samples.
+    pub samples: usize,
+    /// Whether the group is judged (samples >= min_samples).
+    pub judged: bool,
+    /// Threshold (rounded to 4 decimals) and the density it came from.
+    pub threshold: Option<(f64, crate::rules::density::Dist)>,
+}
+
+/// Every baseline in the state store, for `baseline show`.
+pub async fn baseline_report(cfg: &Config) -> Result<Vec<BaselineRow>, AppError> {
+    use crate::rules::density::{Fit, round4};
+    use crate::rules::spec::RuleKind;
+    use crate::state::StateStore;
+    let rules = rules::load(&cfg.rules)?;
+    let sdk = if cfg.state.kind == StateKind::S3 {
+        Some(aws_sdk_config(&cfg.aws).await)
+    } else {
+        None
+    };
+    // Opened directly (not through the lenient replay path): a store in use
+    // is an error the operator should see.
+    let state = match cfg.state.kind {
+        StateKind::File if cfg.state_path().exists() => Some(StatePersist {
+            store: Store::File(FileStore::open(&cfg.state_path())?),
+            write: false,
+            flush: Duration::from_secs(cfg.state.flush_secs),
+        }),
+        _ => open_state(cfg, sdk.as_ref(), false)?,
+    };
+    let Some(state) = state else {
+        return Ok(Vec::new());
+    };
+    let mut rows = Vec::new();
+    for r in rules
+        .rules
+        .iter()
+        .filter(|r| r.spec.kind == RuleKind::Baseline)
+    {
+        let spec = r.spec.baseline.as_ref().expect("validated");
+        for (identity, v) in state.store.load(&format!("baseline/{}", r.id())).await? {
+            let doc: serde_json::Value = serde_json::from_slice(&v).unwrap_or_default();
+            for (group, g) in doc["groups"].as_object().into_iter().flatten() {
+                let xs: Vec<f64> = g["samples"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s[1].as_f64())
+                    .collect();
+                rows.push(BaselineRow {
+                    rule: r.id().to_string(),
+                    identity: identity.clone(),
+                    group: group.clone(),
+                    samples: xs.len(),
+                    judged: xs.len() >= spec.min_samples,
+                    threshold: Fit::fit_by(spec.dist, &xs)
+                        .map(|f| (round4(f.upper(spec.tail)), f.dist())),
+                });
+            }
+        }
+    }
+    Ok(rows)
 }

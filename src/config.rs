@@ -46,6 +46,53 @@ pub struct Config {
     /// Logs and metrics.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Persisted detection state (baselines, new-terms history).
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// Where baselines and new-terms history persist.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StateKind {
+    /// Embedded database file (`state.path`). Default.
+    #[default]
+    File,
+    /// JSON objects under `state.s3_uri` (containers without a volume).
+    S3,
+    /// Nothing persists (state is rebuilt from scratch at every start).
+    None,
+}
+
+/// Persisted state settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `file`, `s3` or `none`. Default file.
+    #[serde(default)]
+    pub kind: StateKind,
+    /// Database file; default `<pipeline.state_dir>/state.redb`.
+    pub path: Option<PathBuf>,
+    /// `s3://bucket/prefix` for `kind = "s3"`.
+    pub s3_uri: Option<String>,
+    /// Seconds between saves of changed state. Default 30.
+    #[serde(default = "default_flush_secs")]
+    pub flush_secs: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            kind: StateKind::File,
+            path: None,
+            s3_uri: None,
+            flush_secs: default_flush_secs(),
+        }
+    }
+}
+
+const fn default_flush_secs() -> u64 {
+    30
 }
 
 /// AWS client settings.
@@ -633,6 +680,18 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level) {
             p.push(format!("telemetry.log_level: {e}"));
         }
+        if self.state.flush_secs == 0 {
+            p.push("state.flush_secs must be >= 1".into());
+        }
+        if self.state.kind == StateKind::S3
+            && !self
+                .state
+                .s3_uri
+                .as_deref()
+                .is_some_and(|u| u.starts_with("s3://") && u.len() > 5)
+        {
+            p.push("state.s3_uri must be s3://bucket[/prefix] when state.kind = \"s3\"".into());
+        }
         if self.sinks.is_empty() {
             p.push("sinks: at least one sink is required".into());
         }
@@ -693,6 +752,14 @@ impl Config {
         } else {
             Err(ConfigError { problems: p })
         }
+    }
+
+    /// The state database path (`state.path` or `<state_dir>/state.redb`).
+    pub fn state_path(&self) -> PathBuf {
+        self.state
+            .path
+            .clone()
+            .unwrap_or_else(|| self.pipeline.state_dir.join("state.redb"))
     }
 
     /// Number of shard actors after resolving `0` to the core count.

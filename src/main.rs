@@ -40,6 +40,28 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RulesCmd,
     },
+    /// Per-identity API-call baselines (rule 5).
+    Baseline {
+        #[command(subcommand)]
+        cmd: BaselineCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BaselineCmd {
+    /// Learn baselines (and new-terms history) from historical logs: files,
+    /// directories or s3://bucket/prefix; written to the state store.
+    Train {
+        /// Files, directories (recursive) or s3://bucket/prefix.
+        #[arg(required = true)]
+        sources: Vec<String>,
+    },
+    /// Print the stored baselines.
+    Show {
+        /// Only this identity.
+        #[arg(long)]
+        identity: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -177,6 +199,45 @@ async fn main() -> ExitCode {
             Cmd::Run => {
                 install_signals(token.clone());
                 app::run_daemon(cfg, token).await.context("daemon failed")?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Baseline {
+                cmd: BaselineCmd::Train { sources },
+            } => {
+                install_signals(token.clone());
+                let path = cfg.state_path();
+                let summary = app::train(cfg, sources, token)
+                    .await
+                    .context("training failed")?;
+                eprint!("{summary}");
+                eprintln!("  baselines written to            {}", path.display());
+                Ok(if summary.objects_failed > 0 {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
+            Cmd::Baseline {
+                cmd: BaselineCmd::Show { identity },
+            } => {
+                let rows = app::baseline_report(&cfg).await?;
+                println!(
+                    "{:<20} {:<60} {:<6} {:>7} {:<7} {:>14} dist",
+                    "rule", "identity", "group", "samples", "judged", "threshold"
+                );
+                for r in rows
+                    .iter()
+                    .filter(|r| identity.as_ref().is_none_or(|i| *i == r.identity))
+                {
+                    let (t, d) = r
+                        .threshold
+                        .map(|(t, d)| (format!("{t}"), format!("{d:?}").to_lowercase()))
+                        .unwrap_or_else(|| ("-".into(), "-".into()));
+                    println!(
+                        "{:<20} {:<60} {:<6} {:>7} {:<7} {:>14} {}",
+                        r.rule, r.identity, r.group, r.samples, r.judged, t, d
+                    );
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Cmd::Replay { sources } => {

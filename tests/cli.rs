@@ -1,6 +1,8 @@
 //! The binary as users run it: the README's quick start (`replay samples/`),
 //! replay over the public Invictus dataset, `check-config` and `rules list`.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -187,84 +189,10 @@ fn alerts_conform_to_the_published_schema() {
         .unwrap(),
     )
     .unwrap();
-    fn check(s: &serde_json::Value, v: &serde_json::Value, path: &str) {
-        if let Some(c) = s.get("const") {
-            assert_eq!(v, c, "{path}");
-        }
-        if let Some(e) = s.get("enum") {
-            assert!(e.as_array().unwrap().contains(v), "{path}: {v} not in {e}");
-        }
-        match s.get("type").and_then(|t| t.as_str()) {
-            Some("object") => {
-                let o = v
-                    .as_object()
-                    .unwrap_or_else(|| panic!("{path} is not an object"));
-                for r in s
-                    .get("required")
-                    .and_then(|r| r.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    assert!(o.contains_key(r.as_str().unwrap()), "{path}.{r} missing");
-                }
-                let props = s.get("properties").and_then(|p| p.as_object());
-                for (k, val) in o {
-                    match props.and_then(|p| p.get(k)) {
-                        Some(ps) => check(ps, val, &format!("{path}.{k}")),
-                        None => match s.get("additionalProperties") {
-                            Some(serde_json::Value::Bool(false)) => {
-                                panic!("{path}.{k} is not in the schema")
-                            }
-                            Some(ap @ serde_json::Value::Object(_)) => {
-                                check(ap, val, &format!("{path}.{k}"))
-                            }
-                            _ => {}
-                        },
-                    }
-                }
-            }
-            Some("array") => {
-                let a = v
-                    .as_array()
-                    .unwrap_or_else(|| panic!("{path} is not an array"));
-                if let Some(m) = s.get("maxItems").and_then(|m| m.as_u64()) {
-                    assert!(a.len() as u64 <= m, "{path} too long");
-                }
-                if let Some(items) = s.get("items") {
-                    for (i, x) in a.iter().enumerate() {
-                        check(items, x, &format!("{path}[{i}]"));
-                    }
-                }
-            }
-            Some("string") => {
-                let st = v
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{path} is not a string"));
-                if s.get("format").and_then(|f| f.as_str()) == Some("date-time") {
-                    assert!(
-                        reconwatch::decode::time::parse_rfc3339_ms(st).is_some(),
-                        "{path}: {st}"
-                    );
-                }
-            }
-            Some("integer") => {
-                let n = v
-                    .as_i64()
-                    .unwrap_or_else(|| panic!("{path} is not an integer"));
-                if let Some(m) = s.get("minimum").and_then(|m| m.as_i64()) {
-                    assert!(n >= m, "{path}");
-                }
-                if let Some(m) = s.get("maximum").and_then(|m| m.as_i64()) {
-                    assert!(n <= m, "{path}");
-                }
-            }
-            _ => {}
-        }
-    }
     let out = reconwatch(&["replay", "samples/", "tests/data/invictus_aws/CloudTrail"]);
     let a = alerts(&out);
     assert!(a.len() >= 6);
     for (i, alert) in a.iter().enumerate() {
-        check(&schema, alert, &format!("alert[{i}]"));
+        common::check_schema(&schema, alert, &format!("alert[{i}]"));
     }
 }

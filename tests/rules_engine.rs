@@ -571,12 +571,19 @@ fn group_state_is_evicted_behind_the_watermark() {
     assert!(e.group_count() >= 500);
     let mut out = Vec::new();
     e.advance(T0 + 2 * 3_600_000, &mut out);
-    // Windows are gone; only rule 6's 14-day source-IP history remains.
-    assert_eq!(e.group_count(), 500, "one new-terms history per identity");
+    // Windows are gone; rule 6's 14-day source-IP history and rule 5's
+    // 90-day hourly baseline remain, one of each per identity.
+    assert_eq!(e.group_count(), 1000);
     e.advance(T0 + 15 * 86_400_000, &mut out);
     assert_eq!(
         e.group_count(),
+        500,
+        "new-terms history older than 14 days is evicted"
+    );
+    e.advance(T0 + 91 * 86_400_000, &mut out);
+    assert_eq!(
+        e.group_count(),
         0,
-        "history older than 14 days is evicted too"
+        "baselines of identities silent for 90 days are evicted"
     );
 }

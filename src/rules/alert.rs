@@ -63,6 +63,29 @@ pub struct Detection {
     pub new_terms: Vec<Sym>,
     /// `true` for the final update of a window that already alerted.
     pub is_update: bool,
+    /// Baseline figures (baseline rules).
+    pub baseline: Option<BaselineFacts>,
+}
+
+/// What a baseline rule found: Splunk's output fields and how they arose.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BaselineFacts {
+    /// Successful calls in the hour (so far, for an `alert`; final, for an `update`).
+    pub api_calls: u64,
+    /// The upper threshold, rounded to 4 decimals as Splunk shows it.
+    pub expected_upper_threshold: f64,
+    /// `api_calls - expected_upper_threshold`.
+    pub distance_from_threshold: f64,
+    /// Event names called in the hour (at most 50).
+    pub commands: Vec<String>,
+    /// The fitted density.
+    pub dist: crate::rules::density::Dist,
+    /// Past hourly samples in the group.
+    pub samples: usize,
+    /// Hour-of-day bucket (`floor(hour / n) * n`, UTC).
+    pub hour_of_day_bucket: u32,
+    /// Saturday or Sunday (UTC).
+    pub is_weekend: bool,
 }
 
 /// Stable alert id: the first 128 bits of SHA-256 over rule id, group key
@@ -216,6 +239,9 @@ pub struct Alert {
     /// New values (new-terms rules).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub new_terms: Vec<String>,
+    /// Baseline figures (baseline rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineFacts>,
     /// One line for the analyst.
     pub summary: String,
     /// Wall-clock time of detection (RFC 3339).
@@ -286,6 +312,13 @@ impl Detection {
                 signals.into_iter().collect::<Vec<_>>().join(", "),
             ),
             ("{new_terms}", terms.join(", ")),
+            (
+                "{expected_upper_threshold}",
+                self.baseline
+                    .as_ref()
+                    .map(|b| format!("{}", b.expected_upper_threshold))
+                    .unwrap_or_default(),
+            ),
         ] {
             if out.contains(k) {
                 out = out.replace(k, &v);
@@ -382,6 +415,7 @@ impl Detection {
             },
             signals: self.signals.clone(),
             new_terms: self.new_terms.iter().map(|s| s.to_string()).collect(),
+            baseline: self.baseline.clone(),
             summary: self.summary(),
             detected_at: format_ms(now_ms),
         }

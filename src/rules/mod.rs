@@ -3,6 +3,7 @@
 //! and inline rules. The window actors evaluate the compiled [`RuleSet`].
 
 pub mod alert;
+pub mod density;
 pub mod filter;
 pub mod spec;
 
@@ -16,7 +17,7 @@ use crate::config::{ConfigError, RulesConfig};
 use crate::decode::{Event, Field};
 
 /// The rule files compiled into the binary, in load order.
-pub const DEFAULT_RULE_FILES: [(&str, &str); 3] = [
+pub const DEFAULT_RULE_FILES: [(&str, &str); 4] = [
     (
         "config/rules/elastic.toml",
         include_str!("../../config/rules/elastic.toml"),
@@ -28,6 +29,10 @@ pub const DEFAULT_RULE_FILES: [(&str, &str); 3] = [
     (
         "config/rules/correlation.toml",
         include_str!("../../config/rules/correlation.toml"),
+    ),
+    (
+        "config/rules/baseline.toml",
+        include_str!("../../config/rules/baseline.toml"),
     ),
 ];
 
@@ -242,6 +247,12 @@ pub fn compile(specs: Vec<RuleSpec>, cfg: &RulesConfig) -> Result<RuleSet, Confi
             RuleKind::Correlation,
             &mut p,
         );
+        only(
+            "baseline",
+            spec.baseline.is_some(),
+            RuleKind::Baseline,
+            &mut p,
+        );
         let (mut window_ms, mut window_mode) = (0, WindowMode::Sliding);
         match spec.kind {
             RuleKind::Threshold => {
@@ -278,6 +289,26 @@ pub fn compile(specs: Vec<RuleSpec>, cfg: &RulesConfig) -> Result<RuleSet, Confi
                 }
             }
             RuleKind::Match => {}
+            RuleKind::Baseline => match &spec.baseline {
+                None => p("baseline", "required for baseline rules".into()),
+                Some(b) => {
+                    if b.hour_bucket_hours == 0 || 24 % b.hour_bucket_hours != 0 {
+                        p("baseline.hour_bucket_hours", "must divide 24".into());
+                    }
+                    if b.min_samples < 2 {
+                        p("baseline.min_samples", "must be >= 2".into());
+                    }
+                    if !(b.tail > 0.0 && b.tail < 1.0) {
+                        p("baseline.tail", "must be in (0, 1)".into());
+                    }
+                    if b.history_days == 0 {
+                        p("baseline.history_days", "must be >= 1".into());
+                    }
+                    if spec.group_by != [Field::Identity] {
+                        p("group_by", "baseline rules group by identity only".into());
+                    }
+                }
+            },
             RuleKind::NewTerms => match &spec.new_terms {
                 None => p("new_terms", "required for new_terms rules".into()),
                 Some(n) => {
@@ -343,7 +374,7 @@ pub fn compile(specs: Vec<RuleSpec>, cfg: &RulesConfig) -> Result<RuleSet, Confi
     }
     // Event-driven rules first, then those fed by detections.
     compiled.sort_by_key(|r| match r.spec.kind {
-        RuleKind::Threshold | RuleKind::Match => 0,
+        RuleKind::Threshold | RuleKind::Match | RuleKind::Baseline => 0,
         RuleKind::NewTerms
             if r.spec
                 .new_terms

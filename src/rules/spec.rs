@@ -79,6 +79,51 @@ pub struct RuleSpec {
     /// For `correlation`.
     #[serde(default)]
     pub correlation: Option<CorrelationSpec>,
+    /// For `baseline`.
+    #[serde(default)]
+    pub baseline: Option<BaselineSpec>,
+}
+
+/// Per-identity hourly-count baseline (Splunk's "Abnormally High Number Of
+/// Cloud Infrastructure API Calls"): hourly counts of matching events per
+/// identity, baselined per (hour-of-day bucket, weekend or not).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineSpec {
+    /// Width of the hour-of-day buckets (`floor(hour / n) * n`); divides 24. Default 4.
+    #[serde(default = "default_hour_bucket_hours")]
+    pub hour_bucket_hours: u32,
+    /// Separate baselines for Saturday/Sunday (UTC). Default true.
+    #[serde(default = "yes")]
+    pub split_weekend: bool,
+    /// Groups with fewer past hourly samples are not judged. Default 16.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: usize,
+    /// Tail area of the density above the threshold. Default 0.005.
+    #[serde(default = "default_tail")]
+    pub tail: f64,
+    /// `normal` (Splunk's shipped baseline), `expon`, `kde` or `auto`. Default normal.
+    #[serde(default = "default_dist")]
+    pub dist: crate::rules::density::Dist,
+    /// Samples older than this are dropped. Default 90 (Splunk's baseline span).
+    #[serde(default = "default_baseline_history_days")]
+    pub history_days: u64,
+}
+
+fn default_hour_bucket_hours() -> u32 {
+    4
+}
+fn default_min_samples() -> usize {
+    16
+}
+fn default_tail() -> f64 {
+    0.005
+}
+fn default_dist() -> crate::rules::density::Dist {
+    crate::rules::density::Dist::Normal
+}
+fn default_baseline_history_days() -> u64 {
+    90
 }
 
 fn one() -> u32 {
@@ -106,6 +151,8 @@ pub enum RuleKind {
     NewTerms,
     /// Several rules' detections for one identity within a horizon.
     Correlation,
+    /// Hourly count per identity against its learnt baseline.
+    Baseline,
 }
 
 /// Severity levels (Elastic's scale).

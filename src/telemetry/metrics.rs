@@ -188,6 +188,8 @@ pub struct Metrics {
     pub sqs_lag: Histogram,
     /// Applied messages waiting for their windows to close before deletion.
     pub sqs_pending_delete: Gauge,
+    /// Failed saves of persisted state.
+    pub state_save_failures: Counter,
     /// Highest event time seen, Unix ms.
     pub watermark_ms: Gauge,
 }
@@ -387,6 +389,12 @@ impl Metrics {
         for (k, v) in self.outbox_depth.snapshot() {
             let _ = writeln!(o, "reconwatch_outbox_depth{{sink=\"{}\"}} {v}", escape(&k));
         }
+        counter(
+            &mut o,
+            "reconwatch_state_save_failures_total",
+            "Failed saves of persisted state.",
+            self.state_save_failures.get(),
+        );
         let _ = writeln!(
             o,
             "# HELP reconwatch_sqs_messages_pending_delete Applied messages kept until their windows close.\n# TYPE reconwatch_sqs_messages_pending_delete gauge\nreconwatch_sqs_messages_pending_delete {}",

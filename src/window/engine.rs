@@ -18,8 +18,11 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::decode::{EventRef, Field, IdentitySource, Sym};
-use crate::rules::alert::{Detection, GroupKey, alert_id, episode, sort_distinct};
-use crate::rules::spec::{RuleKind, WindowMode};
+use serde::{Deserialize, Serialize};
+
+use crate::rules::alert::{BaselineFacts, Detection, GroupKey, alert_id, episode, sort_distinct};
+use crate::rules::density::{Dist, Fit, round4};
+use crate::rules::spec::{BaselineSpec, RuleKind, WindowMode};
 use crate::rules::{CompiledRule, RuleSet};
 use crate::telemetry::metrics;
 
@@ -65,6 +68,70 @@ enum RuleState {
     Match(Suppression),
     NewTerms(NewTermsState, Suppression),
     Correlation(FxHashMap<Sym, Vec<Detection>>, Suppression),
+    Baseline(BaselineState),
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// One identity's open (not yet sealed) hour.
+#[derive(Debug, Default)]
+struct HourAcc {
+    count: u64,
+    commands: std::collections::BTreeSet<Sym>,
+    sample: Vec<EventRef>,
+    /// (alert id, count) when it alerted.
+    alerted: Option<(String, u64)>,
+}
+
+/// Past hourly counts of one (hour bucket, weekend) group of an identity.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct GroupHistory {
+    /// (hour start ms, successful calls).
+    samples: Vec<(i64, u64)>,
+    #[serde(skip)]
+    upper: Option<(f64, Dist)>,
+}
+
+/// All groups of one identity: "HHd" / "HHw" (bucket start, weekday/weekend).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct IdentityBaseline {
+    groups: BTreeMap<String, GroupHistory>,
+}
+
+#[derive(Debug, Default)]
+struct BaselineState {
+    open: FxHashMap<Sym, BTreeMap<i64, HourAcc>>,
+    identities: FxHashMap<Sym, IdentityBaseline>,
+    dirty: FxHashSet<Sym>,
+}
+
+/// UTC hour of day and weekend flag of an hour start.
+fn hour_facts(hour_ms: i64) -> (u32, bool) {
+    let hod = hour_ms.div_euclid(HOUR_MS).rem_euclid(24) as u32;
+    // 1970-01-01 was a Thursday: Monday = 0 … Sunday = 6.
+    let weekday = (hour_ms.div_euclid(86_400_000) + 3).rem_euclid(7);
+    (hod, weekday >= 5)
+}
+
+fn group_name(spec: &BaselineSpec, hour_ms: i64) -> (String, u32, bool) {
+    let (hod, weekend) = hour_facts(hour_ms);
+    let bucket = hod / spec.hour_bucket_hours * spec.hour_bucket_hours;
+    let weekend = spec.split_weekend && weekend;
+    (
+        format!("{bucket:02}{}", if weekend { 'w' } else { 'd' }),
+        bucket,
+        weekend,
+    )
+}
+
+impl GroupHistory {
+    fn threshold(&mut self, spec: &BaselineSpec) -> Option<(f64, Dist)> {
+        if self.upper.is_none() {
+            let xs: Vec<f64> = self.samples.iter().map(|(_, c)| *c as f64).collect();
+            self.upper = Fit::fit_by(spec.dist, &xs).map(|f| (f.upper(spec.tail), f.dist()));
+        }
+        self.upper
+    }
 }
 
 /// Last fired window start per group, to suppress repeats.
@@ -112,12 +179,17 @@ struct TumblingGroup {
     buckets: BTreeMap<i64, Bucket>,
 }
 
+/// Key under which a new-terms rule's learning start is persisted.
+const LEARNING_START_KEY: &str = "\u{0}learning_start";
+
 #[derive(Debug, Default)]
 struct NewTermsState {
     /// Earliest event time the rule has learnt from (warm-up origin).
     learning_start_ms: Option<i64>,
     /// group → term → (first seen, last seen).
     seen: FxHashMap<GroupKey, FxHashMap<Sym, (i64, i64)>>,
+    /// Groups changed since the last persist.
+    dirty: FxHashSet<GroupKey>,
 }
 
 #[derive(Debug)]
@@ -218,6 +290,7 @@ impl Engine {
                 RuleKind::Correlation => {
                     RuleState::Correlation(FxHashMap::default(), Suppression::default())
                 }
+                RuleKind::Baseline => RuleState::Baseline(BaselineState::default()),
             })
             .collect();
         let horizon_ms = rules.max_horizon_ms().max(60_000);
@@ -311,6 +384,7 @@ impl Engine {
                     new_terms_learn(rule, st, sup, key, &e, is_trigger_fed)
                 }
                 RuleState::Correlation(..) => None,
+                RuleState::Baseline(st) => baseline_count(rule, st, &e),
             };
             if let Some(d) = det {
                 out.push(d);
@@ -414,6 +488,7 @@ impl Engine {
                     });
                     sup.evict(rule, wm);
                 }
+                RuleState::Baseline(st) => baseline_seal(rule, st, wm, out),
                 RuleState::Correlation(by_identity, sup) => {
                     let horizon = rule
                         .spec
@@ -430,6 +505,125 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// State namespaces this engine persists: `baseline/<rule>` and
+    /// `new_terms/<rule>`.
+    pub fn persisted_namespaces(&self) -> Vec<String> {
+        self.rules
+            .rules
+            .iter()
+            .filter_map(|r| match r.spec.kind {
+                RuleKind::Baseline => Some(format!("baseline/{}", r.id())),
+                RuleKind::NewTerms => Some(format!("new_terms/{}", r.id())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Load persisted entries of namespace `ns`, keeping those whose identity
+    /// `keep` accepts (the shard's own). Unreadable entries are logged and skipped.
+    pub fn restore(
+        &mut self,
+        ns: &str,
+        entries: Vec<(String, Vec<u8>)>,
+        keep: impl Fn(&str) -> bool,
+    ) {
+        let Some((kind, id)) = ns.split_once('/') else {
+            return;
+        };
+        let Some(rule) = self.rules.get(id).cloned() else {
+            return;
+        };
+        match (&mut self.states[rule.index], kind) {
+            (RuleState::Baseline(st), "baseline") => {
+                for (k, v) in entries {
+                    if !keep(&k) {
+                        continue;
+                    }
+                    match serde_json::from_slice::<IdentityBaseline>(&v) {
+                        Ok(b) => {
+                            st.identities.insert(Arc::from(k.as_str()), b);
+                        }
+                        Err(e) => {
+                            tracing::error!(ns, key = %k, error = %e, "Unreadable baseline entry skipped.")
+                        }
+                    }
+                }
+            }
+            (RuleState::NewTerms(st, _), "new_terms") => {
+                for (k, v) in entries {
+                    if k == LEARNING_START_KEY {
+                        if let Ok(t) = serde_json::from_slice::<i64>(&v) {
+                            st.learning_start_ms =
+                                Some(st.learning_start_ms.map_or(t, |s| s.min(t)));
+                        }
+                        continue;
+                    }
+                    let identity = k.split('\u{1f}').next().unwrap_or("");
+                    if !keep(identity) {
+                        continue;
+                    }
+                    match serde_json::from_slice::<BTreeMap<String, (i64, i64)>>(&v) {
+                        Ok(terms) => {
+                            let key: GroupKey = k.split('\u{1f}').map(Arc::from).collect();
+                            st.seen.insert(
+                                key,
+                                terms
+                                    .into_iter()
+                                    .map(|(t, v)| (Arc::from(t.as_str()), v))
+                                    .collect(),
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!(ns, key = %k, error = %e, "Unreadable new-terms entry skipped.")
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Entries changed since the last call, per namespace, ready to save.
+    pub fn take_dirty(&mut self) -> Vec<(String, crate::state::Entries)> {
+        let mut out = Vec::new();
+        let rules = self.rules.clone();
+        for rule in &rules.rules {
+            match &mut self.states[rule.index] {
+                RuleState::Baseline(st) if !st.dirty.is_empty() => {
+                    let items = std::mem::take(&mut st.dirty)
+                        .into_iter()
+                        .filter_map(|k| {
+                            let b = st.identities.get(&k)?;
+                            Some((k.to_string(), serde_json::to_vec(b).ok()?))
+                        })
+                        .collect();
+                    out.push((format!("baseline/{}", rule.id()), items));
+                }
+                RuleState::NewTerms(st, _) if !st.dirty.is_empty() => {
+                    let mut items: Vec<(String, Vec<u8>)> = std::mem::take(&mut st.dirty)
+                        .into_iter()
+                        .filter_map(|k| {
+                            let terms = st.seen.get(&k)?;
+                            let m: BTreeMap<&str, (i64, i64)> =
+                                terms.iter().map(|(t, v)| (&**t, *v)).collect();
+                            let key: Vec<&str> = k.iter().map(|s| &**s).collect();
+                            Some((key.join("\u{1f}"), serde_json::to_vec(&m).ok()?))
+                        })
+                        .collect();
+                    if let Some(t) = st.learning_start_ms {
+                        items.push((
+                            LEARNING_START_KEY.to_string(),
+                            serde_json::to_vec(&t).unwrap_or_default(),
+                        ));
+                    }
+                    out.push((format!("new_terms/{}", rule.id()), items));
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Publish the counters accumulated since the last call.
@@ -462,6 +656,7 @@ impl Engine {
                 RuleState::Match(_) => 0,
                 RuleState::NewTerms(st, _) => st.seen.len(),
                 RuleState::Correlation(g, _) => g.len(),
+                RuleState::Baseline(st) => st.identities.len() + st.open.len(),
             })
             .sum()
     }
@@ -572,6 +767,7 @@ fn sliding_insert(
                 signals: Vec::new(),
                 new_terms: Vec::new(),
                 is_update: false,
+                baseline: None,
             });
         }
         if r > idx && l > idx {
@@ -640,6 +836,7 @@ fn bucket_detection(
         signals: Vec::new(),
         new_terms: Vec::new(),
         is_update,
+        baseline: None,
     }
 }
 
@@ -675,6 +872,7 @@ fn single_event_detection(
         signals: Vec::new(),
         new_terms,
         is_update: false,
+        baseline: None,
     }
 }
 
@@ -699,6 +897,7 @@ fn new_terms_learn(
     let t = e.time_ms;
     st.learning_start_ms = Some(st.learning_start_ms.map_or(t, |s| s.min(t)));
     let hist = spec.history_days as i64 * DAY_MS;
+    st.dirty.insert(key.clone());
     let terms = st.seen.entry(key.clone()).or_default();
     let is_new = match terms.get_mut(&term) {
         Some((first, last)) => {
@@ -777,6 +976,7 @@ fn new_terms_triggered(
         signals: vec![trigger.as_signal()],
         new_terms: new,
         is_update: false,
+        baseline: None,
     })
 }
 
@@ -838,5 +1038,156 @@ fn correlate(
         signals,
         new_terms: Vec::new(),
         is_update: false,
+        baseline: None,
     })
+}
+
+/// Count a matching event into its identity's hour; alert as soon as the
+/// count exceeds the group's threshold.
+fn baseline_count(
+    rule: &Arc<CompiledRule>,
+    st: &mut BaselineState,
+    e: &EventRef,
+) -> Option<Detection> {
+    let spec = rule.spec.baseline.as_ref().expect("validated");
+    let hour = e.time_ms.div_euclid(HOUR_MS) * HOUR_MS;
+    let acc = st
+        .open
+        .entry(e.identity.clone())
+        .or_default()
+        .entry(hour)
+        .or_default();
+    acc.count += 1;
+    if acc.commands.len() < 50 {
+        acc.commands.insert(e.name.clone());
+    }
+    if acc.sample.len() < 20 {
+        acc.sample.push(e.clone());
+    }
+    if acc.alerted.is_some() {
+        return None;
+    }
+    let (name, bucket, weekend) = group_name(spec, hour);
+    let hist = st.identities.get_mut(&e.identity)?.groups.get_mut(&name)?;
+    if hist.samples.len() < spec.min_samples {
+        return None;
+    }
+    let (upper, dist) = hist.threshold(spec)?;
+    let n = acc.count as f64;
+    if n <= upper || n <= round4(upper) {
+        return None;
+    }
+    let key: GroupKey = std::iter::once(e.identity.clone()).collect();
+    let id = alert_id(rule.id(), &key, hour);
+    acc.alerted = Some((id.clone(), acc.count));
+    let samples = hist.samples.len();
+    Some(baseline_detection(
+        rule, key, hour, acc, id, false, upper, dist, samples, bucket, weekend,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn baseline_detection(
+    rule: &Arc<CompiledRule>,
+    key: GroupKey,
+    hour: i64,
+    acc: &HourAcc,
+    id: String,
+    is_update: bool,
+    upper: f64,
+    dist: Dist,
+    samples: usize,
+    bucket: u32,
+    weekend: bool,
+) -> Detection {
+    let shown = round4(upper);
+    let mut distinct: Vec<(Sym, u64)> = acc.commands.iter().map(|c| (c.clone(), 1)).collect();
+    sort_distinct(&mut distinct);
+    Detection {
+        rule: rule.clone(),
+        group: key,
+        alert_id: id,
+        window_start_ms: hour,
+        window_end_ms: hour + HOUR_MS,
+        events: acc.sample.clone(),
+        event_count: acc.count,
+        distinct: Vec::new(),
+        signals: Vec::new(),
+        new_terms: Vec::new(),
+        is_update,
+        baseline: Some(BaselineFacts {
+            api_calls: acc.count,
+            expected_upper_threshold: shown,
+            distance_from_threshold: acc.count as f64 - shown,
+            commands: distinct.iter().map(|(c, _)| c.to_string()).collect(),
+            dist,
+            samples,
+            hour_of_day_bucket: bucket,
+            is_weekend: weekend,
+        }),
+    }
+}
+
+/// Seal the hours the watermark has passed: their counts join the baseline
+/// (online learning); an hour that alerted sends its final count.
+fn baseline_seal(
+    rule: &Arc<CompiledRule>,
+    st: &mut BaselineState,
+    wm: i64,
+    out: &mut Vec<Detection>,
+) {
+    let spec = rule.spec.baseline.as_ref().expect("validated");
+    let keep_ms = spec.history_days as i64 * DAY_MS;
+    let BaselineState {
+        open,
+        identities,
+        dirty,
+    } = st;
+    open.retain(|identity, hours| {
+        while let Some((&hour, _)) = hours.first_key_value() {
+            if hour.saturating_add(HOUR_MS) > wm {
+                break;
+            }
+            let (_, acc) = hours.pop_first().expect("first exists");
+            let (name, bucket, weekend) = group_name(spec, hour);
+            let hist = identities
+                .entry(identity.clone())
+                .or_default()
+                .groups
+                .entry(name)
+                .or_default();
+            if let Some((id, at_alert)) = &acc.alerted
+                && acc.count != *at_alert
+                && let Some((upper, dist)) = hist.threshold(spec)
+            {
+                let key: GroupKey = std::iter::once(identity.clone()).collect();
+                let samples = hist.samples.len();
+                out.push(baseline_detection(
+                    rule,
+                    key,
+                    hour,
+                    &acc,
+                    id.clone(),
+                    true,
+                    upper,
+                    dist,
+                    samples,
+                    bucket,
+                    weekend,
+                ));
+            }
+            hist.samples.push((hour, acc.count));
+            hist.samples.retain(|(h, _)| *h >= hour - keep_ms);
+            hist.upper = None;
+            dirty.insert(identity.clone());
+        }
+        !hours.is_empty()
+    });
+    // Identities silent for longer than the history are forgotten.
+    let cutoff = wm.saturating_sub(keep_ms);
+    identities.retain(|_, b| {
+        b.groups
+            .values()
+            .any(|g| g.samples.last().is_some_and(|(h, _)| *h >= cutoff))
+    });
 }

@@ -20,6 +20,7 @@ use crate::rules::RuleSet;
 use crate::rules::alert::Detection;
 use crate::shard::{EventClock, now_ms};
 use crate::sink::AlertSender;
+use crate::state::{StateStore, Store};
 use crate::telemetry::metrics;
 use engine::{Engine, EngineConfig};
 
@@ -62,6 +63,21 @@ pub struct ShardParams {
     pub capacity: usize,
     /// Watermark tick.
     pub tick: Duration,
+    /// Persisted state: the store, whether to write to it, and the interval.
+    pub state: Option<StatePersist>,
+    /// Number of shards (to pick this shard's persisted identities).
+    pub shard_count: usize,
+}
+
+/// How a shard persists its state.
+#[derive(Clone, Debug)]
+pub struct StatePersist {
+    /// The store.
+    pub store: Store,
+    /// Write changes back (`run`, `baseline train`); `replay` only reads.
+    pub write: bool,
+    /// Interval between saves.
+    pub flush: Duration,
 }
 
 impl ShardHandle {
@@ -76,6 +92,8 @@ impl ShardHandle {
             alerts: p.alerts,
             tick: p.tick,
             out: Vec::new(),
+            state: p.state,
+            shard_count: p.shard_count,
         };
         tracker.spawn(shard.run());
         Self { tx }
@@ -113,10 +131,20 @@ struct Shard {
     alerts: AlertSender,
     tick: Duration,
     out: Vec<Detection>,
+    state: Option<StatePersist>,
+    shard_count: usize,
 }
 
 impl Shard {
     async fn run(mut self) {
+        self.restore().await;
+        let flush_every = self
+            .state
+            .as_ref()
+            .map(|s| s.flush)
+            .unwrap_or(Duration::from_secs(3600));
+        let mut flush = tokio::time::interval(flush_every);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tick = tokio::time::interval(self.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -131,6 +159,7 @@ impl Shard {
                     Some(ShardMsg::CloseAll { respond_to }) => {
                         self.engine.close_all(&mut self.out);
                         self.emit().await;
+                        self.persist().await;
                         // The requester may have gone away; nothing to do then.
                         let _ = respond_to.send(());
                     }
@@ -139,10 +168,51 @@ impl Shard {
                     self.engine.advance(self.clock.effective_max_ms(), &mut self.out);
                     self.emit().await;
                 }
+                _ = flush.tick() => self.persist().await,
             }
         }
+        self.persist().await;
         self.engine.flush_metrics();
         tracing::debug!(shard = self.index, "Shard stopped.");
+    }
+
+    /// Load this shard's identities from the state store.
+    async fn restore(&mut self) {
+        let Some(st) = &self.state else { return };
+        let (index, n) = (self.index, self.shard_count);
+        for ns in self.engine.persisted_namespaces() {
+            match st.store.load(&ns).await {
+                Ok(entries) => {
+                    self.engine.restore(&ns, entries, |identity| {
+                        crate::shard::shard_of(identity, n) == index
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(shard = index, ns, error = %e, "Cannot load state; starting this namespace empty.")
+                }
+            }
+        }
+    }
+
+    /// Save what changed since the last save (write mode only).
+    async fn persist(&mut self) {
+        let Some(st) = self.state.clone() else { return };
+        if !st.write {
+            return;
+        }
+        for (ns, items) in self.engine.take_dirty() {
+            if items.is_empty() {
+                continue;
+            }
+            let n = items.len();
+            match st.store.save(&ns, items).await {
+                Ok(()) => tracing::debug!(shard = self.index, ns, entries = n, "State saved."),
+                Err(e) => {
+                    metrics().state_save_failures.inc();
+                    tracing::error!(shard = self.index, ns, entries = n, error = %e, "Cannot save state; will retry with later changes.");
+                }
+            }
+        }
     }
 
     async fn apply(&mut self, events: Vec<EventRef>) {

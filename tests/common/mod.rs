@@ -282,21 +282,28 @@ pub struct Received {
 }
 
 /// A real HTTP server on 127.0.0.1 that records POSTs. It answers 500 while
-/// `fail_next` is above zero (decrementing it), else 200.
+/// `fail_next` is above zero (decrementing it), else 200. Each answer is
+/// delayed by `delay_ms` (default 0: no delay).
 #[derive(Clone)]
 pub struct Webhook {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
     pub fail_next: Arc<Mutex<u32>>,
+    pub delay_ms: Arc<Mutex<u64>>,
 }
 
 #[derive(Clone)]
 struct HookState {
     received: Arc<Mutex<Vec<Received>>>,
     fail_next: Arc<Mutex<u32>>,
+    delay_ms: Arc<Mutex<u64>>,
 }
 
 async fn hook(State(s): State<HookState>, headers: HeaderMap, body: String) -> StatusCode {
+    let delay = *s.delay_ms.lock().unwrap();
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     {
         let mut f = s.fail_next.lock().unwrap();
         if *f > 0 {
@@ -313,11 +320,13 @@ impl Webhook {
     pub async fn start() -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
         let fail_next = Arc::new(Mutex::new(0));
+        let delay_ms = Arc::new(Mutex::new(0));
         let app = axum::Router::new()
             .route("/hook", post(hook))
             .with_state(HookState {
                 received: received.clone(),
                 fail_next: fail_next.clone(),
+                delay_ms: delay_ms.clone(),
             });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -328,6 +337,7 @@ impl Webhook {
             addr,
             received,
             fail_next,
+            delay_ms,
         }
     }
 
@@ -567,4 +577,226 @@ pub fn trail_key(region: &str, slot: &str, suffix: &str) -> String {
     format!(
         "AWSLogs/111122223333/CloudTrail/{region}/2026/11/20/111122223333_CloudTrail_{region}_{slot}_{suffix}.json.gz"
     )
+}
+
+/// Whether LocalStack at [`endpoint`] answers with S3, SQS and SNS available
+/// (checked now, not cached like [`ensure_localstack`]).
+pub fn localstack_healthy() -> bool {
+    healthy(&endpoint())
+}
+
+/// Run `scripts/localstack.sh <cmd>` (`start`, `stop`, ...); whether it succeeded.
+pub fn localstack_script(cmd: &str) -> bool {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/localstack.sh");
+    Command::new("bash")
+        .arg(&script)
+        .arg(cmd)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// The last path segment of a URL or the last `:`-field of an ARN.
+fn last_segment(s: &str, sep: char) -> String {
+    s.rsplit(sep).next().unwrap_or(s).to_string()
+}
+
+impl Stack {
+    /// Create the same resources again, with the names stored in `self`
+    /// (after a LocalStack restart, which loses every resource): bucket,
+    /// notification queue (same name, so the same URL; checked), the S3 →
+    /// SQS notification, the alert topic and its subscribed inbox.
+    pub async fn recreate(&self) {
+        use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+        self.s3
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .expect("CreateBucket (recreate)");
+        let queue_url = self
+            .sqs
+            .create_queue()
+            .queue_name(last_segment(&self.queue_url, '/'))
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                "30",
+            )
+            .send()
+            .await
+            .expect("CreateQueue (recreate)")
+            .queue_url()
+            .expect("url")
+            .to_string();
+        assert_eq!(
+            queue_url, self.queue_url,
+            "the recreated queue must have the same URL"
+        );
+        let arn = queue_arn(&self.sqs, &queue_url).await;
+        self.s3
+            .put_bucket_notification_configuration()
+            .bucket(&self.bucket)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .queue_configurations(
+                        QueueConfiguration::builder()
+                            .queue_arn(arn)
+                            .events(Event::S3ObjectCreated)
+                            .build()
+                            .expect("queue config"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("PutBucketNotificationConfiguration (recreate)");
+        let topic_arn = self
+            .sns
+            .create_topic()
+            .name(last_segment(&self.topic_arn, ':'))
+            .send()
+            .await
+            .expect("CreateTopic (recreate)")
+            .topic_arn()
+            .expect("arn")
+            .to_string();
+        assert_eq!(topic_arn, self.topic_arn, "same topic ARN");
+        let inbox_url = self
+            .sqs
+            .create_queue()
+            .queue_name(last_segment(&self.inbox_url, '/'))
+            .send()
+            .await
+            .expect("CreateQueue inbox (recreate)")
+            .queue_url()
+            .expect("url")
+            .to_string();
+        assert_eq!(inbox_url, self.inbox_url, "same inbox URL");
+        let inbox_arn = queue_arn(&self.sqs, &inbox_url).await;
+        self.sns
+            .subscribe()
+            .topic_arn(&self.topic_arn)
+            .protocol("sqs")
+            .endpoint(inbox_arn)
+            .send()
+            .await
+            .expect("Subscribe (recreate)");
+    }
+}
+
+/// The daemon's `/metrics` text on 127.0.0.1:`port`; `None` while it does not answer.
+pub async fn scrape_metrics(port: u16) -> Option<String> {
+    let r = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.text().await.ok()
+}
+
+/// The value of one series (name with labels, exactly as rendered) in a
+/// Prometheus text document; `None` when absent.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `(rule id, identity)` of every alert, sorted (duplicates kept).
+pub fn alert_pairs(alerts: &[serde_json::Value]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["rule"]["id"].as_str().expect("rule.id").to_string(),
+                a["group"]["identity"]
+                    .as_str()
+                    .expect("group.identity")
+                    .to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Check `v` against the subset of JSON Schema that `schema/alert.schema.json`
+/// uses (type, required, properties, additionalProperties, enum, const,
+/// items, maxItems, minimum, maximum, date-time format). Panics on mismatch.
+pub fn check_schema(s: &serde_json::Value, v: &serde_json::Value, path: &str) {
+    if let Some(c) = s.get("const") {
+        assert_eq!(v, c, "{path}");
+    }
+    if let Some(e) = s.get("enum") {
+        assert!(e.as_array().unwrap().contains(v), "{path}: {v} not in {e}");
+    }
+    match s.get("type").and_then(|t| t.as_str()) {
+        Some("object") => {
+            let o = v
+                .as_object()
+                .unwrap_or_else(|| panic!("{path} is not an object"));
+            for r in s
+                .get("required")
+                .and_then(|r| r.as_array())
+                .into_iter()
+                .flatten()
+            {
+                assert!(o.contains_key(r.as_str().unwrap()), "{path}.{r} missing");
+            }
+            let props = s.get("properties").and_then(|p| p.as_object());
+            for (k, val) in o {
+                match props.and_then(|p| p.get(k)) {
+                    Some(ps) => check_schema(ps, val, &format!("{path}.{k}")),
+                    None => match s.get("additionalProperties") {
+                        Some(serde_json::Value::Bool(false)) => {
+                            panic!("{path}.{k} is not in the schema")
+                        }
+                        Some(ap @ serde_json::Value::Object(_)) => {
+                            check_schema(ap, val, &format!("{path}.{k}"))
+                        }
+                        _ => {}
+                    },
+                }
+            }
+        }
+        Some("array") => {
+            let a = v
+                .as_array()
+                .unwrap_or_else(|| panic!("{path} is not an array"));
+            if let Some(m) = s.get("maxItems").and_then(|m| m.as_u64()) {
+                assert!(a.len() as u64 <= m, "{path} too long");
+            }
+            if let Some(items) = s.get("items") {
+                for (i, x) in a.iter().enumerate() {
+                    check_schema(items, x, &format!("{path}[{i}]"));
+                }
+            }
+        }
+        Some("string") => {
+            let st = v
+                .as_str()
+                .unwrap_or_else(|| panic!("{path} is not a string"));
+            if s.get("format").and_then(|f| f.as_str()) == Some("date-time") {
+                assert!(
+                    reconwatch::decode::time::parse_rfc3339_ms(st).is_some(),
+                    "{path}: {st}"
+                );
+            }
+        }
+        Some("number") => assert!(v.is_number(), "{path} is not a number"),
+        Some("boolean") => assert!(v.is_boolean(), "{path} is not a boolean"),
+        Some("integer") => {
+            let n = v
+                .as_i64()
+                .unwrap_or_else(|| panic!("{path} is not an integer"));
+            if let Some(m) = s.get("minimum").and_then(|m| m.as_i64()) {
+                assert!(n >= m, "{path}");
+            }
+            if let Some(m) = s.get("maximum").and_then(|m| m.as_i64()) {
+                assert!(n <= m, "{path}");
+            }
+        }
+        _ => {}
+    }
 }
