@@ -279,3 +279,97 @@ fn a_store_in_use_is_reported_clearly_and_replay_continues_without_it() {
     );
     assert!(!out.stdout.is_empty());
 }
+
+/// The S3 state store (containers without a volume), on a real LocalStack:
+/// train into `s3://bucket/prefix`, then a new process reads it back and
+/// flags the spike hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_state_store_on_localstack() {
+    let sdk = common::aws().await;
+    let s3 = common::s3(&sdk);
+    let bucket = common::unique("state");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let uri = format!("s3://{bucket}/reconwatch/prod");
+    let weeks = tempfile::tempdir().unwrap();
+    let users = vec!["arn:aws:iam::111122223333:user/steady".to_string()];
+    let mut rng = Rng(42);
+    write_days(weeks.path(), &users, 0..21, |_, h| {
+        normal_count(&mut rng, h)
+    });
+    let day = tempfile::tempdir().unwrap();
+    let mut rng = Rng(7);
+    write_days(day.path(), &users, 21..22, |_, h| {
+        if (h / HOUR) % 24 == 14 {
+            400
+        } else {
+            normal_count(&mut rng, h)
+        }
+    });
+    let local = tempfile::tempdir().unwrap();
+    let run = |args: Vec<String>| {
+        Command::new(env!("CARGO_BIN_EXE_reconwatch"))
+            .args(&args)
+            .env("RECONWATCH__PIPELINE__STATE_DIR", local.path())
+            .env("RECONWATCH__STATE__KIND", "s3")
+            .env("RECONWATCH__STATE__S3_URI", &uri)
+            .env("RECONWATCH__AWS__ENDPOINT_URL", common::endpoint())
+            .env("RECONWATCH__AWS__REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(vec![
+        "baseline".into(),
+        "train".into(),
+        weeks.path().display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !local.path().join("state.redb").exists(),
+        "nothing written locally"
+    );
+    let objects = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("reconwatch/prod/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = objects.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(
+        keys.contains(&"reconwatch/prod/baseline__api_calls_anomaly.json"),
+        "{keys:?}"
+    );
+    let show = run(vec!["baseline".into(), "show".into()]);
+    let table = String::from_utf8_lossy(&show.stdout);
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.contains("user/steady") && l.contains(" true "))
+            .count(),
+        12,
+        "{table}"
+    );
+    let out = run(vec!["replay".into(), day.path().display().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spikes: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|a: &serde_json::Value| {
+            a["rule"]["id"] == "api_calls_anomaly" && a["kind"] == "alert"
+        })
+        .collect();
+    assert_eq!(spikes.len(), 1);
+    assert_eq!(spikes[0]["window"]["start"], "2026-10-26T14:00:00.000Z");
+}

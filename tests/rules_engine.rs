@@ -587,3 +587,49 @@ fn group_state_is_evicted_behind_the_watermark() {
         "baselines of identities silent for 90 days are evicted"
     );
 }
+
+#[test]
+fn persisted_state_survives_close_all_and_restores_into_a_new_engine() {
+    const DAY: i64 = 86_400_000;
+    // 15 days of calls from the office IP, then close (end of a training run).
+    let mut ev = Vec::new();
+    for d in 0..15 {
+        let mut x = Ev::new(T0 + d * DAY, "ListBuckets");
+        x.ua = BOTO.into();
+        x.ip = "198.51.100.7".into();
+        x.source = "s3.amazonaws.com".into();
+        x.id = 10_000 + d as u64;
+        ev.push(x);
+    }
+    let mut trained = engine(rules_with(""));
+    let mut out = run(&mut trained, &ev);
+    trained.close_all(&mut out);
+    let dirty = trained.take_dirty();
+    let ns: Vec<&str> = dirty.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(ns.contains(&"new_terms/discovery_new_source_ip"), "{ns:?}");
+    assert!(ns.contains(&"baseline/api_calls_anomaly"), "{ns:?}");
+    assert!(
+        dirty.iter().all(|(_, items)| !items.is_empty()),
+        "nothing may be evicted by close_all"
+    );
+
+    // A new engine restored from that state knows the office IP and is past
+    // its learning period: a burst from a new IP alerts at once.
+    let mut restored = engine(rules_with(""));
+    for (ns, items) in dirty {
+        restored.restore(&ns, items, |_| true);
+    }
+    let stranger: Vec<Ev> = burst(T0 + 15 * DAY, 9, 300, 100)
+        .into_iter()
+        .map(|mut e| {
+            e.ua = BOTO.into();
+            e.ip = "203.0.113.66".into();
+            e
+        })
+        .collect();
+    let d = run(&mut restored, &stranger);
+    assert_eq!(fired(&d, "discovery_new_source_ip").len(), 1);
+    // Without the restored state the same burst is only learnt.
+    let mut fresh = engine(rules_with(""));
+    assert!(fired(&run(&mut fresh, &stranger), "discovery_new_source_ip").is_empty());
+}

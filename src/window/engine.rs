@@ -54,6 +54,9 @@ pub struct Engine {
     rules: Arc<RuleSet>,
     cfg: EngineConfig,
     watermark_ms: i64,
+    /// Newest event time applied: the "now" for retention of persisted
+    /// history when `close_all` moves the watermark to +inf.
+    newest_event_ms: i64,
     dedup: Dedup,
     states: Vec<RuleState>,
     /// For each rule index, the consumer rules fed by its detections.
@@ -303,6 +306,7 @@ impl Engine {
             rules,
             cfg,
             watermark_ms: i64::MIN,
+            newest_event_ms: i64::MIN,
             dedup: Dedup {
                 seen: FxHashSet::default(),
                 by_minute: BTreeMap::new(),
@@ -337,6 +341,7 @@ impl Engine {
             self.counts.duplicate += 1;
             return;
         }
+        self.newest_event_ms = self.newest_event_ms.max(e.time_ms);
         let start = out.len();
         let rules = self.rules.clone();
         for rule in &rules.rules {
@@ -442,6 +447,13 @@ impl Engine {
 
     fn evict(&mut self, out: &mut Vec<Detection>) {
         let wm = self.watermark_ms;
+        // Windows close at +inf, but persisted history is kept relative to
+        // the data's own time.
+        let retain_wm = if wm == i64::MAX {
+            self.newest_event_ms
+        } else {
+            wm
+        };
         self.dedup.evict(wm);
         let rules = self.rules.clone();
         for rule in &rules.rules {
@@ -481,14 +493,14 @@ impl Engine {
                         .as_ref()
                         .map(|n| n.history_days as i64 * DAY_MS)
                         .unwrap_or(i64::MAX);
-                    let cutoff = wm.saturating_sub(hist);
+                    let cutoff = retain_wm.saturating_sub(hist);
                     st.seen.retain(|_, terms| {
                         terms.retain(|_, (_, last)| *last >= cutoff);
                         !terms.is_empty()
                     });
                     sup.evict(rule, wm);
                 }
-                RuleState::Baseline(st) => baseline_seal(rule, st, wm, out),
+                RuleState::Baseline(st) => baseline_seal(rule, st, wm, retain_wm, out),
                 RuleState::Correlation(by_identity, sup) => {
                     let horizon = rule
                         .spec
@@ -1134,6 +1146,7 @@ fn baseline_seal(
     rule: &Arc<CompiledRule>,
     st: &mut BaselineState,
     wm: i64,
+    retain_wm: i64,
     out: &mut Vec<Detection>,
 ) {
     let spec = rule.spec.baseline.as_ref().expect("validated");
@@ -1184,7 +1197,7 @@ fn baseline_seal(
         !hours.is_empty()
     });
     // Identities silent for longer than the history are forgotten.
-    let cutoff = wm.saturating_sub(keep_ms);
+    let cutoff = retain_wm.saturating_sub(keep_ms);
     identities.retain(|_, b| {
         b.groups
             .values()

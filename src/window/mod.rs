@@ -94,6 +94,7 @@ impl ShardHandle {
             out: Vec::new(),
             state: p.state,
             shard_count: p.shard_count,
+            unsaved: Vec::new(),
         };
         tracker.spawn(shard.run());
         Self { tx }
@@ -133,6 +134,8 @@ struct Shard {
     out: Vec<Detection>,
     state: Option<StatePersist>,
     shard_count: usize,
+    /// Batches whose save failed, retried (oldest first) with the next save.
+    unsaved: Vec<(String, crate::state::Entries)>,
 }
 
 impl Shard {
@@ -200,18 +203,29 @@ impl Shard {
         if !st.write {
             return;
         }
-        for (ns, items) in self.engine.take_dirty() {
+        let mut batches = std::mem::take(&mut self.unsaved);
+        batches.extend(self.engine.take_dirty());
+        for (ns, items) in batches {
             if items.is_empty() {
                 continue;
             }
             let n = items.len();
-            match st.store.save(&ns, items).await {
+            match st.store.save(&ns, items.clone()).await {
                 Ok(()) => tracing::debug!(shard = self.index, ns, entries = n, "State saved."),
                 Err(e) => {
                     metrics().state_save_failures.inc();
-                    tracing::error!(shard = self.index, ns, entries = n, error = %e, "Cannot save state; will retry with later changes.");
+                    tracing::error!(shard = self.index, ns, entries = n, error = %e,
+                        "Cannot save state; will retry with the next save.");
+                    self.unsaved.push((ns, items));
                 }
             }
+        }
+        if !self.unsaved.is_empty() {
+            tracing::warn!(
+                shard = self.index,
+                batches = self.unsaved.len(),
+                "State not saved yet; kept in memory for the next attempt."
+            );
         }
     }
 
