@@ -44,8 +44,16 @@ locals {
       RECONWATCH__SINKS                        = "[${join(",", local.sinks)}]"
       RECONWATCH__TELEMETRY__LOG_FORMAT        = "json"
     },
+    var.state_s3_uri == null ? {} : {
+      RECONWATCH__STATE__KIND   = "s3"
+      RECONWATCH__STATE__S3_URI = var.state_s3_uri
+    },
     var.extra_environment,
   )
+
+  # s3://bucket/prefix → the objects the state store reads and writes.
+  state_match       = var.state_s3_uri == null ? null : regex("^s3://([^/]+)/?(.*)$", var.state_s3_uri)
+  state_objects_arn = local.state_match == null ? null : "arn:${local.partition}:s3:::${local.state_match[0]}/${trimsuffix(local.state_match[1], "/")}${local.state_match[1] == "" ? "" : "/"}*"
 
   container_name = "reconwatch"
   state_volume   = "state"
@@ -378,6 +386,16 @@ data "aws_iam_policy_document" "task" {
         variable = "kms:ViaService"
         values   = ["s3.*.${local.dns_suffix}"]
       }
+    }
+  }
+
+  # Persisted baselines and new-terms history (state.kind = "s3"), that prefix only.
+  dynamic "statement" {
+    for_each = local.state_objects_arn == null ? [] : [local.state_objects_arn]
+    content {
+      sid       = "PersistState"
+      actions   = ["s3:GetObject", "s3:PutObject"]
+      resources = [statement.value]
     }
   }
 

@@ -212,6 +212,16 @@ variable "log_kms_key_arn" {
   default     = null
 }
 
+variable "state_s3_uri" {
+  description = "s3://bucket/prefix where reconwatch persists baselines (rule 5) and new-terms history (rules 3, 6). Fargate's volume is ephemeral, so without it the learnt state is lost at every task replacement. null = keep state on the task's volume. The task role gets s3:GetObject/s3:PutObject on that prefix only."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.state_s3_uri == null || can(regex("^s3://[a-z0-9.-]{3,63}(/.*)?$", var.state_s3_uri))
+    error_message = "state_s3_uri must look like s3://bucket[/prefix]."
+  }
+}
+
 variable "extra_environment" {
   description = "More environment variables for the container, e.g. { RECONWATCH__RULES__DISABLED = \"['first_get_caller_identity']\" }. Overrides the module's own on a name clash."
   type        = map(string)
