@@ -76,8 +76,11 @@ pub async fn aws_sdk_config(cfg: &AwsConfig) -> aws_config::SdkConfig {
 
 /// An S3 client; path-style when an endpoint override is set.
 pub fn s3_client(sdk: &aws_config::SdkConfig, cfg: &AwsConfig) -> aws_sdk_s3::Client {
+    // The fetcher retries whole objects itself (`s3.fetch_attempts`); SDK
+    // retries underneath would multiply the attempts.
     let conf = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(cfg.s3_force_path_style || cfg.endpoint_url.is_some())
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_s3::Client::from_conf(conf)
 }

@@ -104,7 +104,13 @@ fn classify(e: &SdkError<GetObjectError>) -> Class {
             {
                 return Class::Missing(if code.is_empty() { "404".into() } else { code });
             }
-            let kms = code.starts_with("KMS") || msg.contains("KMS") || msg.contains("kms:");
+            // S3's usual KMS denial is `AccessDenied` with "The ciphertext
+            // refers to a customer master key ...", naming neither KMS nor kms:.
+            let lower = msg.to_ascii_lowercase();
+            let kms = code.starts_with("KMS")
+                || lower.contains("kms")
+                || lower.contains("customer master key")
+                || lower.contains("ciphertext");
             if code == "AccessDenied" || code.contains("AccessDenied") || status == 403 {
                 let permission = if kms {
                     "kms:Decrypt on the trail's KMS key"

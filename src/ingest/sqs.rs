@@ -140,8 +140,17 @@ pub async fn poll_loop(ctx: PollerContext, id: usize, token: CancellationToken) 
                 failures += 1;
                 // Capped at ~8 s so service comes back quickly after an outage.
                 let wait = backoff(Duration::from_millis(500), failures.min(4));
+                use aws_sdk_sqs::error::ProvideErrorMetadata;
+                let denied = e.code().is_some_and(|c| {
+                    c.contains("AccessDenied") || c.contains("AuthorizationError")
+                });
+                let hint = if denied {
+                    " (needs sqs:ReceiveMessage on the queue)"
+                } else {
+                    ""
+                };
                 tracing::warn!(poller = id, error = %DisplayErrorContext(&e), retry_in_ms = wait.as_millis() as u64,
-                    "ReceiveMessage failed (needs sqs:ReceiveMessage on the queue); retrying.");
+                    "ReceiveMessage failed{hint}; retrying.");
                 tokio::select! {
                     _ = token.cancelled() => break,
                     _ = tokio::time::sleep(wait) => continue,
@@ -233,6 +242,11 @@ pub async fn handle_message(ctx: &PollerContext, m: Message) {
             clock.hold(slot)
         })
         .collect();
+    // Objects read completely; recorded as seen only once the shards have
+    // applied them, so a redelivered copy of a message still in flight is
+    // processed (and deduplicated by eventID) rather than deleted early.
+    let read_ok: std::sync::Mutex<Vec<ObjectRef>> = std::sync::Mutex::new(Vec::new());
+    let read_ok = &read_ok;
     let work = objects.into_iter().map(|obj| {
         let ack = ack.clone();
         let ctx = ctx.clone();
@@ -252,7 +266,7 @@ pub async fn handle_message(ctx: &PollerContext, m: Message) {
             match ctx.fetcher.process(&obj, &mut router).await {
                 Ok(stats) => {
                     record_stats(&stats);
-                    ctx.seen.insert(&obj);
+                    read_ok.lock().unwrap_or_else(|p| p.into_inner()).push(obj.clone());
                     metrics().objects.inc("ok");
                     if stats.skipped_total() > 0 {
                         tracing::warn!(bucket = %obj.bucket, key = %obj.key, skipped = ?stats.skipped,
@@ -277,6 +291,9 @@ pub async fn handle_message(ctx: &PollerContext, m: Message) {
     let outcome = done.await.ok();
     heartbeat.cancel();
     if let Some(o) = outcome.filter(|o| o.ok) {
+        for obj in read_ok.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            ctx.seen.insert(obj);
+        }
         match &ctx.deferred {
             Some((d, horizon_ms)) if o.max_event_ms != i64::MIN => {
                 d.park(receipt, message_id, o.max_event_ms, *horizon_ms)
@@ -296,8 +313,9 @@ async fn visibility_heartbeat(
     message_id: String,
     stop: CancellationToken,
 ) {
-    let vis = ctx.cfg.visibility_timeout_secs.max(2);
-    let every = Duration::from_secs((vis / 2) as u64);
+    let vis = ctx.cfg.visibility_timeout_secs.max(1);
+    // A third of the timeout leaves room for a slow ChangeMessageVisibility.
+    let every = Duration::from_millis((vis as u64 * 1000 / 3).max(300));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -21,8 +21,12 @@ fn attr(v: &str) -> MessageAttributeValue {
 
 impl Sns {
     pub(super) fn new(aws: &aws_config::SdkConfig, topic_arn: String) -> Self {
+        // The sink retries itself (`max_attempts`); no SDK retries underneath.
+        let conf = aws_sdk_sns::config::Builder::from(aws)
+            .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
+            .build();
         Self {
-            client: aws_sdk_sns::Client::new(aws),
+            client: aws_sdk_sns::Client::from_conf(conf),
             topic_arn,
         }
     }

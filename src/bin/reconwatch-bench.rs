@@ -1,0 +1,177 @@
+//! `reconwatch-bench`: the "physical limit" baselines for `bench/run.sh`.
+//!
+//! * `gunzip <PATH>`: stream-decompress every file `replay` would read, with
+//!   the product's gzip settings (async-compression `GzipDecoder`, multi-member,
+//!   64 KiB buffers), and discard the bytes.
+//! * `parse <PATH>`: the product's whole decode path
+//!   (`ingest::local::process_file` → `decode::decode_object`: gunzip, record
+//!   splitting, parsing into `Event`) into a sink that only counts.
+//!
+//! Both run on a single-threaded (current_thread) tokio runtime, read the
+//! files one after the other, and print one JSON line:
+//! `{"mode","files","compressed_bytes","decompressed_bytes","events","seconds",
+//! "events_per_sec","mb_per_sec",...}` (MB = 10^6 bytes of decompressed data).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use async_compression::tokio::bufread::GzipDecoder;
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+
+use reconwatch::config::S3Config;
+use reconwatch::decode::{Event, EventOut, Limits};
+use reconwatch::ingest::local;
+
+/// Physical-limit baselines for reconwatch's benchmarks.
+#[derive(Parser)]
+#[command(name = "reconwatch-bench")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Decompress every file under PATH and discard the bytes.
+    Gunzip {
+        /// A file or a directory (recursive; the files `replay` would read).
+        path: PathBuf,
+        /// Event count of the same files (from a `parse` run), to report
+        /// events/s; gunzip alone cannot count records.
+        #[arg(long)]
+        events: Option<u64>,
+    },
+    /// Decode every file under PATH into events (gunzip + split + parse).
+    Parse {
+        /// A file or a directory (recursive; the files `replay` would read).
+        path: PathBuf,
+    },
+}
+
+#[derive(Default)]
+struct Totals {
+    files: u64,
+    compressed: u64,
+    decompressed: u64,
+    events: u64,
+    skipped: u64,
+}
+
+/// Counts events, keeps none.
+#[derive(Default)]
+struct Count(u64);
+
+impl EventOut for Count {
+    async fn push(&mut self, events: Vec<Event>) -> Result<(), ()> {
+        self.0 += events.len() as u64;
+        Ok(())
+    }
+}
+
+const CHUNK: usize = 64 * 1024;
+
+async fn drain<R: AsyncRead + Unpin>(mut r: R, buf: &mut [u8]) -> std::io::Result<u64> {
+    let mut n = 0u64;
+    loop {
+        let k = r.read(buf).await?;
+        if k == 0 {
+            return Ok(n);
+        }
+        n += k as u64;
+    }
+}
+
+async fn gunzip_file(path: &Path, buf: &mut [u8]) -> anyhow::Result<u64> {
+    let f = tokio::fs::File::open(path).await?;
+    let mut reader = BufReader::with_capacity(CHUNK, f);
+    let head = reader.fill_buf().await?;
+    let is_gzip = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+    Ok(if is_gzip {
+        let mut dec = GzipDecoder::new(reader);
+        dec.multiple_members(true);
+        drain(dec, buf).await?
+    } else {
+        drain(reader, buf).await?
+    })
+}
+
+async fn run(cmd: Cmd) -> anyhow::Result<serde_json::Value> {
+    let (mode, path, known_events) = match &cmd {
+        Cmd::Gunzip { path, events } => ("gunzip", path, *events),
+        Cmd::Parse { path } => ("parse", path, None),
+    };
+    let files = local::list_files(path).with_context(|| format!("listing {}", path.display()))?;
+    let limits = Limits::from(&S3Config::default());
+    let mut t = Totals::default();
+    let mut buf = vec![0u8; CHUNK];
+    let started = Instant::now();
+    for f in &files {
+        t.files += 1;
+        t.compressed += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        match &cmd {
+            Cmd::Gunzip { .. } => {
+                t.decompressed += gunzip_file(f, &mut buf)
+                    .await
+                    .with_context(|| format!("{}", f.display()))?;
+            }
+            Cmd::Parse { .. } => {
+                let mut count = Count::default();
+                let stats = local::process_file(f, limits, &mut count)
+                    .await
+                    .with_context(|| format!("{}", f.display()))?;
+                t.decompressed += stats.bytes;
+                t.events += count.0;
+                t.skipped += stats.skipped_total();
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let events = match &cmd {
+        Cmd::Gunzip { .. } => known_events,
+        Cmd::Parse { .. } => Some(t.events),
+    };
+    Ok(serde_json::json!({
+        "mode": mode,
+        "files": t.files,
+        "compressed_bytes": t.compressed,
+        "decompressed_bytes": t.decompressed,
+        "events": events,
+        "records_skipped": t.skipped,
+        "seconds": round3(secs),
+        "events_per_sec": events.map(|e| (e as f64 / secs).round()),
+        "mb_per_sec": round3(t.decompressed as f64 / 1e6 / secs),
+        "compressed_mb_per_sec": round3(t.compressed as f64 / 1e6 / secs),
+        "threads": "tokio current_thread",
+    }))
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("reconwatch-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.cmd)) {
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("reconwatch-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
