@@ -491,3 +491,124 @@ async fn webhook_outage_goes_to_outbox_and_every_alert_arrives_once() {
         .unwrap_or_default();
     assert!(outbox.trim().is_empty(), "outbox not flushed: {outbox}");
 }
+
+/// A copy of a message that arrives while the first is still being applied
+/// (an SQS redelivery, a duplicate notification) must not let either be
+/// deleted before its events are applied, and not before the windows that
+/// use them close (default `delete_after = "windows_closed"`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_arriving_mid_processing_is_not_deleted_early() {
+    let stack = Stack::create().await;
+    let hook = Webhook::start().await;
+    // Slow alert delivery keeps the first copy's events queued behind the sink.
+    *hook.delay_ms.lock().unwrap() = 1500;
+    let src = unique("src");
+    stack.s3.create_bucket().bucket(&src).send().await.unwrap();
+    let key = trail_key("us-east-1", "20261120T1010Z", "COPY000000000001");
+    let mut recs = Vec::new();
+    for user in ["copy-a", "copy-b", "copy-c"] {
+        recs.extend(cli_burst(
+            &format!("arn:aws:iam::111122223333:user/{user}"),
+            "10:07",
+            8,
+            8,
+            &unique(user),
+        ));
+    }
+    stack
+        .s3
+        .put_object()
+        .bucket(&src)
+        .key(&key)
+        .body(gz(&trail_file(&recs)).into())
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(&stack, &hook, dir.path(), port, "")
+        .replace("delete_after = \"applied\"\n", "")
+        .replace(
+            "[pipeline]\n",
+            "[pipeline]\nshards = 1\nsink_channel_capacity = 1\n",
+        );
+    let _daemon = Daemon::start(dir.path(), &cfg);
+    let body = s3_event(&src, &key, "00AA");
+    let send = || {
+        let sqs = stack.sqs.clone();
+        let url = stack.queue_url.clone();
+        let body = body.clone();
+        async move {
+            sqs.send_message()
+                .queue_url(url)
+                .message_body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    send().await;
+    // The first copy is received (after S3's test event) and is being applied...
+    wait_for(
+        Duration::from_secs(30),
+        "first copy received",
+        || async move {
+            let m = metrics(port).await;
+            (metric(&m, "reconwatch_sqs_messages_received_total") >= 2).then_some(())
+        },
+    )
+    .await;
+    wait_for(Duration::from_secs(30), "first alert delivered", || {
+        let hook = hook.clone();
+        async move { (!hook.alerts().is_empty()).then_some(()) }
+    })
+    .await;
+    assert!(
+        hook.alerts().len() < 6,
+        "the first copy must still be in progress"
+    );
+    // ...when the second copy arrives.
+    send().await;
+    wait_for(
+        Duration::from_secs(60),
+        "both copies applied and parked",
+        || async move {
+            let m = metrics(port).await;
+            (metric(&m, "reconwatch_sqs_messages_pending_delete") == 2).then_some(())
+        },
+    )
+    .await;
+    let m = metrics(port).await;
+    // Only S3's test event was deleted; both copies wait for their windows.
+    assert_eq!(
+        metric(&m, "reconwatch_sqs_messages_deleted_total"),
+        1,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"reconwatch_objects_skipped_total{reason="duplicate_notification"}"#
+        ),
+        0
+    );
+    assert!(
+        metric(&m, "reconwatch_events_duplicate_total") >= 24,
+        "the copy's events are deduplicated"
+    );
+    assert_eq!(stack.queue_depth(&stack.queue_url).await, 2);
+    // Each alert exactly once.
+    wait_for(Duration::from_secs(60), "all six alerts", || {
+        let hook = hook.clone();
+        async move { (hook.alerts().len() >= 6).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ids: BTreeSet<String> = hook
+        .alerts()
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 6);
+    assert_eq!(hook.alerts().len(), 6);
+}
