@@ -612,3 +612,149 @@ async fn a_copy_arriving_mid_processing_is_not_deleted_early() {
     assert_eq!(ids.len(), 6);
     assert_eq!(hook.alerts().len(), 6);
 }
+
+/// Webhook timeouts and SNS errors: the webhook answers slower than its
+/// timeout and the SNS topic does not exist yet. Both sinks park the alerts
+/// in their outboxes; once the webhook is fast again and the topic exists,
+/// every alert arrives once on each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_timeouts_and_sns_errors_park_alerts_until_recovery() {
+    let stack = Stack::create().await;
+    let hook = Webhook::start().await;
+    *hook.delay_ms.lock().unwrap() = 3000;
+    let topic_name = unique("later");
+    let topic_arn = format!("arn:aws:sns:us-east-1:000000000000:{topic_name}");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sns_sink = format!(
+        "\n[[sinks]]\ntype = \"sns\"\ntopic_arn = \"{topic_arn}\"\nmax_attempts = 2\nbackoff_millis = 50\n"
+    );
+    // Only the webhook sink (the first) gets the short timeout.
+    let cfg = config(&stack, &hook, dir.path(), port, &sns_sink).replacen(
+        "max_attempts = 2\nbackoff_millis = 50\n",
+        "max_attempts = 2\nbackoff_millis = 50\ntimeout_secs = 1\n",
+        1,
+    );
+    let _daemon = Daemon::start(dir.path(), &cfg);
+    let burst = cli_burst(
+        "arn:aws:iam::111122223333:user/sink-fault",
+        "10:07",
+        8,
+        8,
+        &unique("sf"),
+    );
+    stack
+        .put(
+            &trail_key("us-east-1", "20261120T1010Z", "SINKFAULT0000001"),
+            gz(&trail_file(&burst)),
+        )
+        .await;
+    // Rules 1 and 1b fire: two alerts parked on each sink.
+    wait_for(
+        Duration::from_secs(60),
+        "alerts parked on both sinks",
+        || async move {
+            let m = metrics(port).await;
+            (metric(&m, r#"reconwatch_outbox_depth{sink="webhook-0"}"#) == 2
+                && metric(&m, r#"reconwatch_outbox_depth{sink="sns-1"}"#) == 2)
+                .then_some(())
+        },
+    )
+    .await;
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
+    assert!(
+        log.contains("timed out"),
+        "webhook timeouts are named: {log}"
+    );
+    assert!(log.contains(&topic_arn), "SNS errors name the topic: {log}");
+
+    // Recovery: a fast webhook, and the topic created with a subscribed queue.
+    *hook.delay_ms.lock().unwrap() = 0;
+    hook.received.lock().unwrap().clear();
+    let created = stack
+        .sns
+        .create_topic()
+        .name(&topic_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.topic_arn(), Some(topic_arn.as_str()));
+    let inbox = stack
+        .sqs
+        .create_queue()
+        .queue_name(unique("late-inbox"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let inbox_arn = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&inbox)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    stack
+        .sns
+        .subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(inbox_arn)
+        .send()
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "both outboxes drained",
+        || async move {
+            let m = metrics(port).await;
+            (metric(&m, r#"reconwatch_outbox_depth{sink="webhook-0"}"#) == 0
+                && metric(&m, r#"reconwatch_outbox_depth{sink="sns-1"}"#) == 0)
+                .then_some(())
+        },
+    )
+    .await;
+    // A slow answer can arrive after its timeout: the webhook may hold extra
+    // copies from before recovery (cleared above); after recovery, each once.
+    let via_hook: BTreeSet<String> = hook
+        .alerts()
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(via_hook.len(), 2);
+    assert_eq!(hook.alerts().len(), 2);
+    let via_sns = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    wait_for(Duration::from_secs(30), "both alerts via SNS", || {
+        let sqs = stack.sqs.clone();
+        let inbox = inbox.clone();
+        let found = via_sns.clone();
+        async move {
+            let r = sqs
+                .receive_message()
+                .queue_url(&inbox)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .ok()?;
+            for m in r.messages.unwrap_or_default() {
+                let env: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                let a: serde_json::Value =
+                    serde_json::from_str(env["Message"].as_str().unwrap()).unwrap();
+                found
+                    .lock()
+                    .unwrap()
+                    .insert(a["alert_id"].as_str().unwrap().to_string());
+            }
+            (found.lock().unwrap().len() == 2).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(*via_sns.lock().unwrap(), via_hook);
+}
