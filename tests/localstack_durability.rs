@@ -13,33 +13,14 @@ use std::time::Duration;
 use common::*;
 
 fn config(stack: &Stack, hook: &Webhook, dir: &std::path::Path, port: u16) -> String {
-    format!(
-        r#"
-[aws]
-region = "us-east-1"
-endpoint_url = "{ep}"
-
-[sqs]
-queue_url = "{queue}"
-wait_time_secs = 1
-visibility_timeout_secs = 4
-
-[pipeline]
-state_dir = "{state}"
-
-[[sinks]]
-type = "webhook"
-url = "{hook}"
-max_attempts = 3
-backoff_millis = 100
-
-[telemetry]
-http_listen = "127.0.0.1:{port}"
-"#,
-        ep = endpoint(),
-        queue = stack.queue_url,
-        state = dir.join("state").display(),
-        hook = hook.url(),
+    let sinks = webhook_sink(hook, "max_attempts = 3\nbackoff_millis = 100\n");
+    daemon_config(
+        stack,
+        dir,
+        port,
+        "visibility_timeout_secs = 4\n",
+        "",
+        &sinks,
     )
 }
 

@@ -18,39 +18,13 @@ const HOOK_DELAY_MS: u64 = 2_500;
 const VISIBILITY_SECS: u64 = 2;
 
 fn config(stack: &Stack, hook: &Webhook, dir: &std::path::Path, port: u16) -> String {
-    format!(
-        r#"
-[aws]
-region = "us-east-1"
-endpoint_url = "{ep}"
-
-[sqs]
-queue_url = "{queue}"
-wait_time_secs = 1
-visibility_timeout_secs = {VISIBILITY_SECS}
-delete_after = "applied"
-
-[pipeline]
-state_dir = "{state}"
-shards = 1
-sink_channel_capacity = 1
-shutdown_grace_secs = 30
-
-[[sinks]]
-type = "webhook"
-url = "{hook}"
-timeout_secs = 10
-max_attempts = 1
-backoff_millis = 100
-
-[telemetry]
-http_listen = "127.0.0.1:{port}"
-"#,
-        ep = endpoint(),
-        queue = stack.queue_url,
-        state = dir.join("state").display(),
-        hook = hook.url(),
-    )
+    let sqs = format!("visibility_timeout_secs = {VISIBILITY_SECS}\ndelete_after = \"applied\"\n");
+    let pipeline = "shards = 1\nsink_channel_capacity = 1\nshutdown_grace_secs = 30\n";
+    let sinks = webhook_sink(
+        hook,
+        "timeout_secs = 10\nmax_attempts = 1\nbackoff_millis = 100\n",
+    );
+    daemon_config(stack, dir, port, &sqs, pipeline, &sinks)
 }
 
 async fn counter(port: u16, series: &str) -> Option<u64> {

@@ -19,38 +19,10 @@ fn config(
     port: u16,
     extra_sink: &str,
 ) -> String {
-    format!(
-        r#"
-[aws]
-region = "us-east-1"
-endpoint_url = "{ep}"
-
-[sqs]
-queue_url = "{queue}"
-wait_time_secs = 1
-visibility_timeout_secs = 60
-delete_after = "applied"
-
-[pipeline]
-state_dir = "{state}"
-outbox_retry_secs = 1
-shutdown_grace_secs = 20
-
-[[sinks]]
-type = "webhook"
-url = "{hook}"
-max_attempts = 2
-backoff_millis = 50
-{extra_sink}
-
-[telemetry]
-http_listen = "127.0.0.1:{port}"
-"#,
-        ep = endpoint(),
-        queue = stack.queue_url,
-        state = dir.join("state").display(),
-        hook = hook.url(),
-    )
+    let sqs = "visibility_timeout_secs = 60\ndelete_after = \"applied\"\n";
+    let pipeline = "outbox_retry_secs = 1\nshutdown_grace_secs = 20\n";
+    let sinks = webhook_sink(hook, "max_attempts = 2\nbackoff_millis = 50\n") + extra_sink;
+    daemon_config(stack, dir, port, sqs, pipeline, &sinks)
 }
 
 /// The daemon's metrics; empty while its HTTP server is not up yet.

@@ -14,48 +14,18 @@ use hmac::{Hmac, KeyInit, Mac};
 const SECRET: &str = "e2e-test-secret";
 
 fn config(stack: &Stack, hook: &Webhook, dir: &std::path::Path, port: u16) -> String {
-    format!(
-        r#"
-[aws]
-region = "us-east-1"
-endpoint_url = "{ep}"
-
-[sqs]
-queue_url = "{queue}"
-wait_time_secs = 1
-visibility_timeout_secs = 30
-delete_after = "applied"
-
-[pipeline]
-state_dir = "{state}"
-shutdown_grace_secs = 10
-
-[[sinks]]
-type = "webhook"
-url = "{hook}"
-secret = "{SECRET}"
-max_attempts = 3
-backoff_millis = 100
-
-[[sinks]]
-type = "sns"
-topic_arn = "{topic}"
-
-[[sinks]]
-type = "file"
-path = "{alerts}"
-
-[telemetry]
-http_listen = "127.0.0.1:{port}"
-log_format = "json"
-"#,
-        ep = endpoint(),
-        queue = stack.queue_url,
-        state = dir.join("state").display(),
-        hook = hook.url(),
-        topic = stack.topic_arn,
-        alerts = dir.join("alerts.jsonl").display(),
-    )
+    let sqs = "visibility_timeout_secs = 30\ndelete_after = \"applied\"\n";
+    let sinks = format!(
+        "{}\n[[sinks]]\ntype = \"sns\"\ntopic_arn = \"{}\"\n\n[[sinks]]\ntype = \"file\"\npath = \"{}\"\n",
+        webhook_sink(
+            hook,
+            &format!("secret = \"{SECRET}\"\nmax_attempts = 3\nbackoff_millis = 100\n")
+        ),
+        stack.topic_arn,
+        dir.join("alerts.jsonl").display(),
+    );
+    daemon_config(stack, dir, port, sqs, "shutdown_grace_secs = 10\n", &sinks)
+        + "log_format = \"json\"\n"
 }
 
 fn verify_signature(r: &Received) {

@@ -800,3 +800,34 @@ pub fn check_schema(s: &serde_json::Value, v: &serde_json::Value, path: &str) {
         _ => {}
     }
 }
+
+/// A daemon configuration against `stack`: the LocalStack endpoint, the
+/// stack's queue (long poll 1 s), state under `dir`, metrics on `port`, plus
+/// `sqs` and `pipeline` lines and the `[[sinks]]` tables in `sinks`.
+pub fn daemon_config(
+    stack: &Stack,
+    dir: &Path,
+    port: u16,
+    sqs: &str,
+    pipeline: &str,
+    sinks: &str,
+) -> String {
+    format!(
+        "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{ep}\"\n\n\
+         [sqs]\nqueue_url = \"{queue}\"\nwait_time_secs = 1\n{sqs}\n\
+         [pipeline]\nstate_dir = \"{state}\"\n{pipeline}\n\
+         {sinks}\n\
+         [telemetry]\nhttp_listen = \"127.0.0.1:{port}\"\n",
+        ep = endpoint(),
+        queue = stack.queue_url,
+        state = dir.join("state").display(),
+    )
+}
+
+/// A `[[sinks]]` webhook table pointing at `hook`, with `extra` lines.
+pub fn webhook_sink(hook: &Webhook, extra: &str) -> String {
+    format!(
+        "[[sinks]]\ntype = \"webhook\"\nurl = \"{}\"\n{extra}",
+        hook.url()
+    )
+}
