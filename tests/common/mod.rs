@@ -129,19 +129,30 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
 impl Stack {
     /// Create bucket, queue (+ S3 notification), topic and subscribed inbox.
     pub async fn create() -> Self {
+        Self::provision(
+            &unique("trail"),
+            &unique("notif"),
+            &unique("alerts"),
+            &unique("inbox"),
+        )
+        .await
+    }
+
+    /// Create (or find again: the calls are idempotent) the named resources.
+    async fn provision(bucket: &str, queue: &str, topic: &str, inbox: &str) -> Self {
+        use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
         let sdk = aws().await;
         let s3 = s3(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let sns = aws_sdk_sns::Client::new(&sdk);
-        let bucket = unique("trail");
         s3.create_bucket()
-            .bucket(&bucket)
+            .bucket(bucket)
             .send()
             .await
             .expect("CreateBucket");
         let queue_url = sqs
             .create_queue()
-            .queue_name(unique("notif"))
+            .queue_name(queue)
             .attributes(
                 aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
                 "30",
@@ -153,9 +164,8 @@ impl Stack {
             .expect("url")
             .to_string();
         let arn = queue_arn(&sqs, &queue_url).await;
-        use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
         s3.put_bucket_notification_configuration()
-            .bucket(&bucket)
+            .bucket(bucket)
             .notification_configuration(
                 NotificationConfiguration::builder()
                     .queue_configurations(
@@ -172,7 +182,7 @@ impl Stack {
             .expect("PutBucketNotificationConfiguration");
         let topic_arn = sns
             .create_topic()
-            .name(unique("alerts"))
+            .name(topic)
             .send()
             .await
             .expect("CreateTopic")
@@ -181,7 +191,7 @@ impl Stack {
             .to_string();
         let inbox_url = sqs
             .create_queue()
-            .queue_name(unique("inbox"))
+            .queue_name(inbox)
             .send()
             .await
             .expect("CreateQueue inbox")
@@ -201,7 +211,7 @@ impl Stack {
             s3,
             sqs,
             sns,
-            bucket,
+            bucket: bucket.to_string(),
             queue_url,
             topic_arn,
             inbox_url,
@@ -602,85 +612,29 @@ fn last_segment(s: &str, sep: char) -> String {
 }
 
 impl Stack {
-    /// Create the same resources again, with the names stored in `self`
-    /// (after a LocalStack restart, which loses every resource): bucket,
-    /// notification queue (same name, so the same URL; checked), the S3 →
-    /// SQS notification, the alert topic and its subscribed inbox.
+    /// After a LocalStack restart (which loses everything): create the same
+    /// bucket, queue, notification, topic, inbox and subscription again, and
+    /// check they come back at the same URLs and ARNs.
     pub async fn recreate(&self) {
-        use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-        self.s3
-            .create_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .expect("CreateBucket (recreate)");
-        let queue_url = self
-            .sqs
-            .create_queue()
-            .queue_name(last_segment(&self.queue_url, '/'))
-            .attributes(
-                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                "30",
-            )
-            .send()
-            .await
-            .expect("CreateQueue (recreate)")
-            .queue_url()
-            .expect("url")
-            .to_string();
+        let again = Self::provision(
+            &self.bucket,
+            &last_segment(&self.queue_url, '/'),
+            &last_segment(&self.topic_arn, ':'),
+            &last_segment(&self.inbox_url, '/'),
+        )
+        .await;
         assert_eq!(
-            queue_url, self.queue_url,
+            again.queue_url, self.queue_url,
             "the recreated queue must have the same URL"
         );
-        let arn = queue_arn(&self.sqs, &queue_url).await;
-        self.s3
-            .put_bucket_notification_configuration()
-            .bucket(&self.bucket)
-            .notification_configuration(
-                NotificationConfiguration::builder()
-                    .queue_configurations(
-                        QueueConfiguration::builder()
-                            .queue_arn(arn)
-                            .events(Event::S3ObjectCreated)
-                            .build()
-                            .expect("queue config"),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("PutBucketNotificationConfiguration (recreate)");
-        let topic_arn = self
-            .sns
-            .create_topic()
-            .name(last_segment(&self.topic_arn, ':'))
-            .send()
-            .await
-            .expect("CreateTopic (recreate)")
-            .topic_arn()
-            .expect("arn")
-            .to_string();
-        assert_eq!(topic_arn, self.topic_arn, "same topic ARN");
-        let inbox_url = self
-            .sqs
-            .create_queue()
-            .queue_name(last_segment(&self.inbox_url, '/'))
-            .send()
-            .await
-            .expect("CreateQueue inbox (recreate)")
-            .queue_url()
-            .expect("url")
-            .to_string();
-        assert_eq!(inbox_url, self.inbox_url, "same inbox URL");
-        let inbox_arn = queue_arn(&self.sqs, &inbox_url).await;
-        self.sns
-            .subscribe()
-            .topic_arn(&self.topic_arn)
-            .protocol("sqs")
-            .endpoint(inbox_arn)
-            .send()
-            .await
-            .expect("Subscribe (recreate)");
+        assert_eq!(
+            again.topic_arn, self.topic_arn,
+            "the recreated topic must have the same ARN"
+        );
+        assert_eq!(
+            again.inbox_url, self.inbox_url,
+            "the recreated inbox must have the same URL"
+        );
     }
 }
 
