@@ -1365,16 +1365,81 @@ def burst_records(gen, plan, hour_epoch, span=3600):
     return out
 
 
+# ------------------------------------------------------- identity tail
+class TailUid(dict):
+    """userIdentity JSON of tail identities, made on first use (per hour)."""
+
+    def __init__(self, gen, tail):
+        super().__init__()
+        self.gen = gen
+        self.tail = tail
+
+    def __missing__(self, idx):
+        v = self[idx] = self.gen.w.user_identity(self.tail.get(idx), self.gen.r, self.gen.hour)
+        return v
+
+
+class Tail:
+    """`--tail-identities N`: N extra IAM users, `tail-0000000` .. , made on demand.
+
+    Each copies the API repertoire and client (aws-cli or Boto3) of one of the
+    world's programmatic people, with its own ARN, access key and source IP.
+    Their events (`--tail-events M` in all, spread evenly over the hours) are
+    assigned round-robin, so with M >= N every tail identity is active.
+    """
+
+    def __init__(self, world, n):
+        self.w = world
+        self.n = n
+        self.base = len(world.identities)
+        humans = [i for i in world.identities
+                  if i.kind in ("user", "sso") and i.ua_kind in ("cli", "boto3") and i.type != "AWSService"]
+        self.templates = humans or [i for i in world.identities if i.type in ("IAMUser", "AssumedRole")]
+
+    def get(self, idx):
+        i = idx - self.base
+        t = self.templates[i % len(self.templates)]
+        nets = ("192.0.2.", "198.51.100.", "203.0.113.")
+        acct = self.w.accounts[i % len(self.w.accounts)]
+        name = f"tail-{i:07d}"
+        return Identity(idx=idx, kind="user", ua_kind=t.ua_kind, account=acct, home=t.home,
+                        ips=[nets[i % 3] + str(1 + (i // 3) % 199)], tls=t.tls, console=False,
+                        invoked_by=None, role=None, session=None, evs=t.evs, cum=t.cum, tot=t.tot,
+                        type="IAMUser", name=name, ua=t.ua, principal=f"AIDATAIL{i:013d}",
+                        akid=f"AKIATAIL{i:012d}", arn=f"arn:aws:iam::{acct}:user/{name}")
+
+
+def tail_records(world, tail, seed, h, hour_epoch, first, count):
+    """Tail events number first .. first+count-1 (identity = number mod N) for hour h."""
+    r = random.Random(f"{seed}:tail:{h}")
+    gen = Gen.__new__(Gen)
+    gen.w, gen.r, gen.hour, gen.force_region = world, r, hour_epoch, None
+    gen.ts, gen.cache, gen.tls, gen.anchors = TsTable(hour_epoch), {}, {}, {}
+    gen.uid = TailUid(gen, tail)
+    regions = world.regions
+    out = []
+    for k in range(first, first + count):
+        ident = tail.get(tail.base + k % tail.n)
+        ev = ident.evs[bisect.bisect_right(ident.cum, r.random() * ident.tot)]
+        sec = int(r.random() * 3600)
+        region = "us-east-1" if ev.is_global else (ident.home if ident.home in regions else regions[0])
+        out.append((ident.account, region, sec, gen.record(ident, ev, sec, region)))
+    return out
+
+
 # ------------------------------------------------------------------ modes
 def run_hour(args):
     """Generate and write one hour. Returns stats (picklable for --jobs)."""
-    world, seed, out, t0, h, n, plans = args
+    world, seed, out, t0, h, n, plans, tail_span = args
     hour_epoch = t0 + h * 3600
     r = random.Random(f"{seed}:hour:{h}")
     gen = Gen(world, r, hour_epoch)
     recs = gen.background(n)
     for p in plans:
         recs.extend(burst_records(gen, p, hour_epoch))
+    if tail_span is not None:
+        n_tail, first, count = tail_span
+        recs.extend(tail_records(world, Tail(world, n_tail), seed, h, hour_epoch, first, count))
     groups = {}
     for acct, region, sec, rec in recs:
         groups.setdefault((acct, region, sec // SLOT_SECS), []).append(rec)
@@ -1477,6 +1542,10 @@ def main(argv=None):
                     help="write ONE object of about this many MB (10^6 bytes) compressed instead of the hourly layout")
     ap.add_argument("--start", default="2026-11-20T00:00:00Z", help="first hour (UTC, on the hour)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (output is identical for any value)")
+    ap.add_argument("--tail-identities", type=int, default=0,
+                    help="extra IAM users (tail-0000000 ...), for memory vs active identities")
+    ap.add_argument("--tail-events", type=int, default=None,
+                    help="events of the tail identities in all, round-robin (default: one each)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     if not 1 <= a.regions <= len(ALL_REGIONS):
@@ -1490,12 +1559,23 @@ def main(argv=None):
     t_begin = time.perf_counter()
     single = a.single_object_mb is not None
     world = World(a.seed, a.identities, 1 if single else a.accounts, 1 if single else a.regions)
+    tail = Tail(world, a.tail_identities) if a.tail_identities > 0 else None
+    tail_events = (a.tail_identities if a.tail_events is None else a.tail_events) if tail else 0
+    if tail and single:
+        ap.error("--tail-identities works with the hourly layout only")
     if single:
         stats, plans = run_single(world, a.seed, a.out, t0, a.single_object_mb, a.bursts, a.events_per_hour)
     else:
         plans = plan_bursts(world, a.seed, a.bursts, t0, a.hours * 3600)
+        def tail_span(h):
+            if tail is None:
+                return None
+            first = tail_events * h // a.hours
+            return a.tail_identities, first, tail_events * (h + 1) // a.hours - first
+
         hours = [(a.seed, a.out, t0, h, a.events_per_hour,
-                  [p for p in plans if p["events"][0][0] < t0 + (h + 1) * 3600 and p["events"][-1][0] >= t0 + h * 3600])
+                  [p for p in plans if p["events"][0][0] < t0 + (h + 1) * 3600 and p["events"][-1][0] >= t0 + h * 3600],
+                  tail_span(h))
                  for h in range(a.hours)]
         if a.jobs > 1:
             import multiprocessing as mp
@@ -1522,6 +1602,10 @@ def main(argv=None):
         "identities": len(world.identities), "accounts": len(world.accounts), "regions": len(world.regions),
         "event_names": world.n_event_names, "bursts": len(plans),
     }
+    if tail:
+        summary["tail_identities"] = a.tail_identities
+        summary["tail_events"] = tail_events
+        summary["tail_identities_active"] = min(a.tail_identities, tail_events)
     if single:
         summary["path"] = stats["path"]
         summary["span_secs"] = stats["span_secs"]

@@ -10,7 +10,8 @@
 //! Both run on a single-threaded (current_thread) tokio runtime, read the
 //! files one after the other, and print one JSON line:
 //! `{"mode","files","compressed_bytes","decompressed_bytes","events","seconds",
-//! "events_per_sec","mb_per_sec",...}` (MB = 10^6 bytes of decompressed data).
+//! "events_per_sec","mb_per_sec",...,"peak_rss_mb"}` (MB = 10^6 bytes of
+//! decompressed data; peak RSS = VmHWM, MiB).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -145,6 +146,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<serde_json::Value> {
         "mb_per_sec": round3(t.decompressed as f64 / 1e6 / secs),
         "compressed_mb_per_sec": round3(t.compressed as f64 / 1e6 / secs),
         "threads": "tokio current_thread",
+        "peak_rss_mb": reconwatch::telemetry::peak_rss_mb().map(round3),
     }))
 }
 
