@@ -476,9 +476,13 @@ async fn run_offline(
         None
     };
     let limits = Limits::from(&cfg.s3);
-    let fetcher = sdk
-        .as_ref()
-        .map(|sdk| S3Fetcher::new(s3_client(sdk, &cfg.aws), limits, cfg.s3.fetch_attempts));
+    let fetcher = sdk.as_ref().map(|sdk| {
+        Arc::new(S3Fetcher::new(
+            s3_client(sdk, &cfg.aws),
+            limits,
+            cfg.s3.fetch_attempts,
+        ))
+    });
     let mut summary = ReplaySummary::default();
     let mut items = Vec::new();
     for s in &sources {
@@ -529,7 +533,6 @@ async fn run_offline(
     };
     clock.set_ceiling(ceiling(0));
     let mut done = 0usize;
-    let fetcher_ref = fetcher.as_ref();
     {
         let results = futures::stream::iter(items)
             .take_until(token.cancelled())
@@ -539,13 +542,17 @@ async fn run_offline(
                 // never passes events still queued for a shard.
                 let (ack, applied) = crate::ingest::ack::Ack::new();
                 let mut router = router.with_ack(ack);
-                async move {
-                    let name = item.name();
+                let fetcher = fetcher.clone();
+                let name = item.name();
+                // Decoding runs on its own task so objects are decoded on
+                // every core, not all on the task driving this stream.
+                let task = tokio::spawn(async move {
                     let r = match &item {
                         Item::File(p) => local::process_file(p, limits, &mut router)
                             .await
                             .map_err(|e| e.to_string()),
-                        Item::Object(o) => fetcher_ref
+                        Item::Object(o) => fetcher
+                            .as_ref()
                             .expect("AWS configured for S3 sources")
                             .process(o, &mut router)
                             .await
@@ -553,6 +560,14 @@ async fn run_offline(
                     };
                     drop(router);
                     let _ = applied.await;
+                    r
+                });
+                async move {
+                    let r = match task.await {
+                        Ok(r) => r,
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        Err(e) => Err(format!("decode task failed: {e}")),
+                    };
                     (name, r)
                 }
             })

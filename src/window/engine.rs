@@ -37,6 +37,9 @@ pub struct EngineConfig {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Minimum watermark progress between two eviction passes.
+const EVICT_EVERY_MS: i64 = 1_000;
+
 /// Per-batch counters flushed to the global metrics once per batch.
 #[derive(Debug, Default)]
 struct LocalCounts {
@@ -57,6 +60,8 @@ pub struct Engine {
     /// Newest event time applied: the "now" for retention of persisted
     /// history when `close_all` moves the watermark to +inf.
     newest_event_ms: i64,
+    /// Watermark at the last eviction pass (passes cost O(groups)).
+    evicted_at_ms: i64,
     dedup: Dedup,
     states: Vec<RuleState>,
     /// For each rule index, the consumer rules fed by its detections.
@@ -307,6 +312,7 @@ impl Engine {
             cfg,
             watermark_ms: i64::MIN,
             newest_event_ms: i64::MIN,
+            evicted_at_ms: i64::MIN,
             dedup: Dedup {
                 seen: FxHashSet::default(),
                 by_minute: BTreeMap::new(),
@@ -436,7 +442,13 @@ impl Engine {
             return;
         }
         self.watermark_ms = wm;
-        self.evict(out);
+        // Scanning every group is O(groups): do it once per second of
+        // watermark progress, not before every batch. State lives at most a
+        // second longer; lateness checks use the exact watermark.
+        if wm.saturating_sub(self.evicted_at_ms) >= EVICT_EVERY_MS {
+            self.evicted_at_ms = wm;
+            self.evict(out);
+        }
     }
 
     /// Close every window (end of a replay): final updates go to `out`.
