@@ -121,15 +121,26 @@ fn hour_facts(hour_ms: i64) -> (u32, bool) {
     (hod, weekday >= 5)
 }
 
-fn group_name(spec: &BaselineSpec, hour_ms: i64) -> (String, u32, bool) {
+/// A baseline group's name, "HHd" / "HHw", built on the stack: it is looked
+/// up for every matching event.
+struct GroupName([u8; 3]);
+
+impl GroupName {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("ASCII digits and a letter")
+    }
+}
+
+fn group_name(spec: &BaselineSpec, hour_ms: i64) -> (GroupName, u32, bool) {
     let (hod, weekend) = hour_facts(hour_ms);
     let bucket = hod / spec.hour_bucket_hours * spec.hour_bucket_hours;
     let weekend = spec.split_weekend && weekend;
-    (
-        format!("{bucket:02}{}", if weekend { 'w' } else { 'd' }),
-        bucket,
-        weekend,
-    )
+    let name = GroupName([
+        b'0' + (bucket / 10) as u8,
+        b'0' + (bucket % 10) as u8,
+        if weekend { b'w' } else { b'd' },
+    ]);
+    (name, bucket, weekend)
 }
 
 impl GroupHistory {
@@ -1092,7 +1103,11 @@ fn baseline_count(
         return None;
     }
     let (name, bucket, weekend) = group_name(spec, hour);
-    let hist = st.identities.get_mut(&e.identity)?.groups.get_mut(&name)?;
+    let hist = st
+        .identities
+        .get_mut(&e.identity)?
+        .groups
+        .get_mut(name.as_str())?;
     if hist.samples.len() < spec.min_samples {
         return None;
     }
@@ -1179,7 +1194,7 @@ fn baseline_seal(
                 .entry(identity.clone())
                 .or_default()
                 .groups
-                .entry(name)
+                .entry(name.as_str().to_string())
                 .or_default();
             if let Some((id, at_alert)) = &acc.alerted
                 && acc.count != *at_alert
