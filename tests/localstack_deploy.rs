@@ -157,26 +157,8 @@ async fn init_script_env_configured_daemon_and_sample_upload() {
             let (sqs, url) = (sqs2.clone(), stack_inbox.clone());
             let seen = seen_shared.clone();
             async move {
-                let r = sqs
-                    .receive_message()
-                    .queue_url(&url)
-                    .max_number_of_messages(10)
-                    .wait_time_seconds(1)
-                    .send()
-                    .await
-                    .ok()?;
-                for m in r.messages.unwrap_or_default() {
-                    let env: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
-                    seen.lock()
-                        .unwrap()
-                        .push(serde_json::from_str(env["Message"].as_str().unwrap()).unwrap());
-                    sqs.delete_message()
-                        .queue_url(&url)
-                        .receipt_handle(m.receipt_handle().unwrap())
-                        .send()
-                        .await
-                        .ok()?;
-                }
+                let got = read_sns_alerts(&sqs, &url).await;
+                seen.lock().unwrap().extend(got.into_iter().map(|(a, _)| a));
                 (seen.lock().unwrap().len() >= 6).then_some(())
             }
         },

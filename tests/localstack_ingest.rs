@@ -707,23 +707,11 @@ async fn webhook_timeouts_and_sns_errors_park_alerts_until_recovery() {
         let inbox = inbox.clone();
         let found = via_sns.clone();
         async move {
-            let r = sqs
-                .receive_message()
-                .queue_url(&inbox)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .ok()?;
-            for m in r.messages.unwrap_or_default() {
-                let env: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
-                let a: serde_json::Value =
-                    serde_json::from_str(env["Message"].as_str().unwrap()).unwrap();
-                found
-                    .lock()
-                    .unwrap()
-                    .insert(a["alert_id"].as_str().unwrap().to_string());
-            }
+            let got = read_sns_alerts(&sqs, &inbox).await;
+            found.lock().unwrap().extend(
+                got.iter()
+                    .map(|(a, _)| a["alert_id"].as_str().unwrap().to_string()),
+            );
             (found.lock().unwrap().len() == 2).then_some(())
         }
     })

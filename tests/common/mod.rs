@@ -250,36 +250,43 @@ impl Stack {
     /// Alerts published to the SNS topic, read from the subscribed inbox
     /// (SNS envelope unwrapped), with their message attributes.
     pub async fn drain_inbox(&self) -> Vec<(serde_json::Value, serde_json::Value)> {
-        let mut out = Vec::new();
-        loop {
-            let r = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.inbox_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
+        read_sns_alerts(&self.sqs, &self.inbox_url).await
+    }
+}
+
+/// Alerts an SNS topic delivered to the SQS queue at `url` (envelope
+/// unwrapped), with their message attributes; every message read is deleted.
+pub async fn read_sns_alerts(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Vec<(serde_json::Value, serde_json::Value)> {
+    let mut out = Vec::new();
+    loop {
+        let r = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("ReceiveMessage inbox");
+        let msgs = r.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return out;
+        }
+        for m in msgs {
+            let env: serde_json::Value =
+                serde_json::from_str(m.body().unwrap_or("")).expect("SNS envelope");
+            let alert: serde_json::Value =
+                serde_json::from_str(env["Message"].as_str().expect("Message"))
+                    .expect("alert JSON");
+            out.push((alert, env["MessageAttributes"].clone()));
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap_or(""))
                 .send()
                 .await
-                .expect("ReceiveMessage inbox");
-            let msgs = r.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                return out;
-            }
-            for m in msgs {
-                let env: serde_json::Value =
-                    serde_json::from_str(m.body().unwrap_or("")).expect("SNS envelope");
-                let alert: serde_json::Value =
-                    serde_json::from_str(env["Message"].as_str().expect("Message"))
-                        .expect("alert JSON");
-                out.push((alert, env["MessageAttributes"].clone()));
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.inbox_url)
-                    .receipt_handle(m.receipt_handle().unwrap_or(""))
-                    .send()
-                    .await
-                    .expect("DeleteMessage inbox");
-            }
+                .expect("DeleteMessage inbox");
         }
     }
 }
