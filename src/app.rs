@@ -99,16 +99,7 @@ pub fn open_state(
             if !write && !path.exists() {
                 return Ok(None);
             }
-            match FileStore::open(&path) {
-                Ok(s) => Store::File(s),
-                // A read-only replay next to a running daemon still works,
-                // without the daemon's baselines.
-                Err(e) if !write && e.to_string().contains("in use by another process") => {
-                    tracing::warn!(error = %e, "State store unavailable; replaying without persisted baselines.");
-                    return Ok(None);
-                }
-                Err(e) => return Err(e.into()),
-            }
+            Store::File(FileStore::open(&path)?)
         }
         StateKind::S3 => {
             let Some(sdk) = aws else {
@@ -516,7 +507,15 @@ async fn run_offline(
         m.events_duplicate.get(),
         m.events_no_identity.get(),
     );
-    let state = open_state(&cfg, sdk.as_ref(), train)?;
+    let state = match open_state(&cfg, sdk.as_ref(), train) {
+        // A read-only replay next to a running daemon still works, without
+        // the daemon's baselines.
+        Err(AppError::State(e @ crate::state::StoreError::InUse { .. })) if !train => {
+            tracing::warn!(error = %e, "State store unavailable; replaying without persisted baselines.");
+            None
+        }
+        other => other?,
+    };
     let pipeline = Pipeline::start(&cfg, rules, false, sdk.as_ref(), state).await?;
     let progress = telemetry::progress::Progress::new(
         if train { "train" } else { "replay" },
@@ -646,17 +645,8 @@ pub async fn baseline_report(cfg: &Config) -> Result<Vec<BaselineRow>, AppError>
     } else {
         None
     };
-    // Opened directly (not through the lenient replay path): a store in use
-    // is an error the operator should see.
-    let state = match cfg.state.kind {
-        StateKind::File if cfg.state_path().exists() => Some(StatePersist {
-            store: Store::File(FileStore::open(&cfg.state_path())?),
-            write: false,
-            flush: Duration::from_secs(cfg.state.flush_secs),
-        }),
-        _ => open_state(cfg, sdk.as_ref(), false)?,
-    };
-    let Some(state) = state else {
+    // A store in use is an error the operator should see.
+    let Some(state) = open_state(cfg, sdk.as_ref(), false)? else {
         return Ok(Vec::new());
     };
     let mut rows = Vec::new();

@@ -25,6 +25,12 @@ pub enum StoreError {
         /// What failed.
         message: String,
     },
+    /// Another process holds the database file.
+    #[error("state file {}: in use by another process (a running daemon or trainer holds it; stop it or point state.path elsewhere)", path.display())]
+    InUse {
+        /// Database path.
+        path: PathBuf,
+    },
     /// S3 failed.
     #[error("state object s3://{bucket}/{key}: {message}")]
     S3 {
@@ -79,7 +85,9 @@ impl FileStore {
             std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
         }
         let db = redb::Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => err(&"in use by another process (a running daemon or trainer holds it; stop it or point state.path elsewhere)"),
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                path: path.to_path_buf(),
+            },
             e => err(&e),
         })?;
         Ok(Self {
