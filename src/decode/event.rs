@@ -190,7 +190,11 @@ pub fn format_uuid(v: u128) -> String {
 
 /// Parse a hyphenated UUID; `None` if it is not one.
 pub fn parse_uuid(s: &str) -> Option<u128> {
-    let b = s.as_bytes();
+    parse_uuid_bytes(s.as_bytes())
+}
+
+/// [`parse_uuid`] on bytes.
+pub fn parse_uuid_bytes(b: &[u8]) -> Option<u128> {
     if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
@@ -199,7 +203,12 @@ pub fn parse_uuid(s: &str) -> Option<u128> {
         if matches!(i, 8 | 13 | 18 | 23) {
             continue;
         }
-        let d = (c as char).to_digit(16)?;
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
         v = (v << 4) | d as u128;
     }
     Some(v)

@@ -4,13 +4,28 @@
 //! Three shapes are accepted, so `replay` works on what people actually have:
 //! CloudTrail's own `{"Records":[{...},...]}`, a top-level JSON array of
 //! records (Stratus Red Team, `jq -s` output), and newline-delimited records.
-//! Only structural bytes are tracked (braces, brackets, strings); each record
-//! is then parsed on its own, so one malformed record costs one record.
+//! Only structural bytes are tracked (braces, brackets, strings; string
+//! contents are jumped over with `memchr`), so one malformed record costs one
+//! record. A record that lies whole inside the current chunk is scanned in
+//! place by [`scan_prefix`] (one pass over its bytes); one that spans chunks,
+//! or does not scan cleanly, is captured byte by byte and parsed afterwards.
+
+use memchr::memchr2;
+
+use super::record::{Scanned, scan_prefix};
 
 /// What the splitter found.
-#[derive(Debug, PartialEq, Eq)]
+// A scanned record is large but handed over once, by value; boxing it would
+// cost an allocation per record.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
 pub enum Piece<'a> {
-    /// The complete bytes of one record (a JSON object).
+    /// A record that lay whole inside one chunk, already scanned in place
+    /// (the fast path: one pass over its bytes).
+    Scanned(Scanned<'a>),
+    /// The complete bytes of one record (a JSON object) that still needs
+    /// parsing: it spanned chunks, or did not scan cleanly and is handed on so
+    /// the parser reports why.
     Record(&'a [u8]),
     /// A record larger than the configured cap; skipped.
     Oversized,
@@ -133,6 +148,13 @@ impl RecordSplitter {
         };
         let mut i = 0;
         while i < chunk.len() {
+            if self.in_string && !self.escape && !(self.mode == Mode::Sniff && self.depth == 1) {
+                // Nothing inside a string matters but its end (or an escape).
+                match memchr2(b'"', b'\\', &chunk[i..]) {
+                    Some(k) => i += k,
+                    None => break,
+                }
+            }
             let c = chunk[i];
             if self.in_string {
                 if self.escape {
@@ -152,6 +174,15 @@ impl RecordSplitter {
                     self.key_len += 1;
                 }
                 i += 1;
+                continue;
+            }
+            if c == b'{'
+                && matches!(self.mode, Mode::TopArray | Mode::RecordsArray)
+                && self.depth == self.record_depth
+                && !self.in_scalar
+                && let Some(len) = self.fast_record(&chunk[i..], out)
+            {
+                i += len;
                 continue;
             }
             match c {
@@ -283,6 +314,20 @@ impl RecordSplitter {
         Ok(())
     }
 
+    /// Fast path at the `{` of a record: scan it in place when it ends inside
+    /// this chunk and scans cleanly; returns its length. Otherwise `None`, and
+    /// the byte-level path captures it (across chunks if need be).
+    fn fast_record(&mut self, rest: &[u8], out: &mut impl FnMut(Piece<'_>)) -> Option<usize> {
+        let rec = scan_prefix(rest).ok()?;
+        let len = rec.bytes().len();
+        if len > self.max_record_bytes {
+            out(Piece::Oversized);
+        } else {
+            out(Piece::Scanned(rec));
+        }
+        Some(len)
+    }
+
     /// A non-object element starting at record depth (number, string, literal).
     fn in_scalar_start(&mut self, out: &mut impl FnMut(Piece<'_>)) {
         if matches!(self.mode, Mode::TopArray | Mode::RecordsArray)
@@ -346,6 +391,7 @@ mod tests {
         let mut got = Vec::new();
         for c in chunks {
             let r = s.feed(c, &mut |p| match p {
+                Piece::Scanned(r) => got.push(String::from_utf8_lossy(r.bytes()).into_owned()),
                 Piece::Record(b) => got.push(String::from_utf8_lossy(b).into_owned()),
                 Piece::Oversized => got.push("<oversized>".into()),
                 Piece::NonObject => got.push("<nonobject>".into()),
