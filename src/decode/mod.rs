@@ -110,6 +110,14 @@ pub trait EventOut {
 /// so reads are large enough that few do (~1 in 170 at CloudTrail's ~1.5 KB).
 const CHUNK: usize = 256 * 1024;
 
+thread_local! {
+    /// One interner per worker thread, shared by the objects decoded on it:
+    /// a CloudTrail object holds a few hundred records, too few for a
+    /// per-object interner to pay off. Only borrowed inside the synchronous
+    /// splitter callback, never across an await.
+    static INTERNER: std::cell::RefCell<Interner> = std::cell::RefCell::new(Interner::default());
+}
+
 /// Decode an object read from `reader`. `name` (key or path) is used only to
 /// refuse `.gz` names whose content is not gzip and for error messages.
 pub async fn decode_object<R, O>(
@@ -150,7 +158,6 @@ where
     O: EventOut + Send,
 {
     let mut splitter = RecordSplitter::new(limits.max_record_bytes);
-    let mut interner = Interner::default();
     let mut stats = ObjectStats::default();
     let mut buf = vec![0u8; CHUNK];
     let mut batch: Vec<Event> = Vec::with_capacity(1024);
@@ -174,24 +181,26 @@ where
             return Err(DecodeError::TooLarge(limits.max_decompressed_bytes));
         }
         let mut too_many = false;
-        let res = splitter.feed(&buf[..n], &mut |piece| {
-            stats.records += 1;
-            if stats.records > limits.max_records {
-                too_many = true;
-                return;
-            }
-            match piece {
-                Piece::Scanned(rec) => match rec.into_event(&mut interner) {
-                    Ok(ev) => batch.push(ev),
-                    Err(e) => skip_record(&mut stats, &e),
-                },
-                Piece::Record(bytes) => match parse_record(bytes, &mut interner) {
-                    Ok(ev) => batch.push(ev),
-                    Err(e) => skip_record(&mut stats, &e),
-                },
-                Piece::Oversized => *stats.skipped.entry("oversized").or_default() += 1,
-                Piece::NonObject => *stats.skipped.entry("not_an_object").or_default() += 1,
-            }
+        let res = INTERNER.with_borrow_mut(|interner| {
+            splitter.feed(&buf[..n], &mut |piece| {
+                stats.records += 1;
+                if stats.records > limits.max_records {
+                    too_many = true;
+                    return;
+                }
+                match piece {
+                    Piece::Scanned(rec) => match rec.into_event(interner) {
+                        Ok(ev) => batch.push(ev),
+                        Err(e) => skip_record(&mut stats, &e),
+                    },
+                    Piece::Record(bytes) => match parse_record(bytes, interner) {
+                        Ok(ev) => batch.push(ev),
+                        Err(e) => skip_record(&mut stats, &e),
+                    },
+                    Piece::Oversized => *stats.skipped.entry("oversized").or_default() += 1,
+                    Piece::NonObject => *stats.skipped.entry("not_an_object").or_default() += 1,
+                }
+            })
         });
         stats.events += batch.len() as u64;
         flush(&mut batch, out).await?;

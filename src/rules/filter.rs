@@ -108,6 +108,40 @@ impl CompiledCondition {
     }
 }
 
+/// Outcome cache of one condition. A condition reads one field, and field
+/// values are interned, so the outcome is a function of the value's address
+/// for as long as the cache keeps the value alive (it holds a clone). Eight
+/// of nine default rules test every event; this turns their prefix and set
+/// tests into one pointer-keyed lookup.
+#[derive(Debug, Default)]
+pub struct ConditionMemo {
+    map: rustc_hash::FxHashMap<usize, (Option<crate::decode::Sym>, bool)>,
+}
+
+/// Entries before a memo starts over (high-cardinality fields: IPs, keys).
+const MEMO_CAP: usize = 16_384;
+
+impl ConditionMemo {
+    /// `c.matches(e)`, remembered.
+    pub fn matches(&mut self, c: &CompiledCondition, e: &Event) -> bool {
+        let key = e.get(c.field).map_or(0, |v| v.as_ptr() as usize);
+        if let Some((_, hit)) = self.map.get(&key) {
+            return *hit;
+        }
+        let outcome = c.matches(e);
+        if self.map.len() >= MEMO_CAP {
+            self.map.clear();
+        }
+        // `console_session` is a static string, not interned: nothing to keep.
+        let keep = match c.field {
+            Field::ConsoleSession => None,
+            f => e.get_sym(f),
+        };
+        self.map.insert(key, (keep, outcome));
+        outcome
+    }
+}
+
 /// A compiled allowlist; `matches` = the event is to be ignored.
 #[derive(Debug, Clone, Default)]
 pub struct Allowlist {
@@ -236,6 +270,49 @@ mod tests {
             access_key_id: None,
             console_session: false,
         }
+    }
+
+    #[test]
+    fn memo_agrees_with_direct_evaluation_as_values_come_and_go() {
+        let cond = |toml_text: &str| {
+            let c: Condition = toml::from_str(toml_text).unwrap();
+            CompiledCondition::compile(&c).unwrap()
+        };
+        let conds = [
+            cond(
+                r#"field = "user_agent"
+starts_with = ["aws-cli/", "[aws-cli/"]"#,
+            ),
+            cond(
+                r#"field = "source_ip"
+not_glob = ["*.amazonaws.com"]"#,
+            ),
+            cond(
+                r#"field = "console_session"
+not_in = ["true"]"#,
+            ),
+            cond(
+                r#"field = "error_code"
+exists = false"#,
+            ),
+        ];
+        let mut memos: Vec<ConditionMemo> =
+            (0..conds.len()).map(|_| ConditionMemo::default()).collect();
+        let uas = ["aws-cli/2.15 Python", "[aws-cli/2.1]", "Boto3/1.34", ""];
+        let ips = ["203.0.113.9", "config.amazonaws.com", "198.51.100.1"];
+        // Fresh allocations every round: freed values' addresses get reused,
+        // which must never return another value's outcome.
+        for round in 0..MEMO_CAP * 2 + 50 {
+            let mut e = ev("arn:aws:iam::1:user/a", uas[round % 4], ips[round % 3]);
+            e.console_session = round % 5 == 0;
+            if round % 7 == 0 {
+                e.error_code = Some(Arc::from("AccessDenied"));
+            }
+            for (c, m) in conds.iter().zip(memos.iter_mut()) {
+                assert_eq!(m.matches(c, &e), c.matches(&e), "round {round}");
+            }
+        }
+        assert!(memos.iter().all(|m| m.map.len() <= MEMO_CAP));
     }
 
     #[test]

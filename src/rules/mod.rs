@@ -36,6 +36,10 @@ pub const DEFAULT_RULE_FILES: [(&str, &str); 4] = [
     ),
 ];
 
+/// Per-rule condition outcome caches (see [`filter::ConditionMemo`]).
+#[derive(Debug, Default)]
+pub struct RuleMemo(Vec<filter::ConditionMemo>);
+
 /// A validated rule ready for evaluation.
 #[derive(Debug)]
 pub struct CompiledRule {
@@ -62,6 +66,22 @@ impl CompiledRule {
     /// Filter and allowlists (the rule's and the global one).
     pub fn accepts(&self, e: &Event, global: &Allowlist) -> bool {
         self.conditions.iter().all(|c| c.matches(e))
+            && !self.allowlist.matches(e)
+            && !global.matches(e)
+    }
+
+    /// [`CompiledRule::accepts`], with each condition's outcome remembered
+    /// per value in `memo` (one per rule, owned by the caller's thread).
+    pub fn accepts_memo(&self, e: &Event, global: &Allowlist, memo: &mut RuleMemo) -> bool {
+        if memo.0.len() != self.conditions.len() {
+            memo.0 = (0..self.conditions.len())
+                .map(|_| filter::ConditionMemo::default())
+                .collect();
+        }
+        self.conditions
+            .iter()
+            .zip(memo.0.iter_mut())
+            .all(|(c, m)| m.matches(c, e))
             && !self.allowlist.matches(e)
             && !global.matches(e)
     }

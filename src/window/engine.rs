@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::rules::alert::{BaselineFacts, Detection, GroupKey, alert_id, episode, sort_distinct};
 use crate::rules::density::{Dist, Fit, round4};
 use crate::rules::spec::{BaselineSpec, RuleKind, WindowMode};
-use crate::rules::{CompiledRule, RuleSet};
+use crate::rules::{CompiledRule, RuleMemo, RuleSet};
 use crate::telemetry::metrics;
 
 /// Engine tunables.
@@ -67,6 +67,8 @@ pub struct Engine {
     /// For each rule index, the consumer rules fed by its detections.
     consumers: Vec<Vec<usize>>,
     counts: LocalCounts,
+    /// Per-rule filter outcome caches.
+    memos: Vec<RuleMemo>,
 }
 
 #[derive(Debug)]
@@ -153,6 +155,23 @@ impl GroupHistory {
     }
 }
 
+impl SlidingGroup {
+    /// Sort the appended tail in (a stable sort: among equal times, arrival
+    /// order is kept).
+    fn normalize(&mut self) {
+        if self.sorted < self.events.len() {
+            self.events.make_contiguous().sort_by_key(|e| e.time_ms);
+            self.sorted = self.events.len();
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<EventRef> {
+        let e = self.events.pop_front()?;
+        self.sorted = self.sorted.saturating_sub(1);
+        Some(e)
+    }
+}
+
 /// Last fired window start per group, to suppress repeats.
 #[derive(Debug, Default)]
 struct Suppression(FxHashMap<GroupKey, i64>);
@@ -169,7 +188,11 @@ impl Suppression {
         self.0.insert(group, start_ms);
     }
     fn evict(&mut self, rule: &CompiledRule, watermark_ms: i64) {
-        let keep = rule.suppress_ms;
+        // A window that a non-late event can still open starts up to one
+        // window length before the watermark; a mark that could still
+        // suppress it must stay, or the outcome would depend on when the
+        // eviction pass happened to run.
+        let keep = rule.suppress_ms.saturating_add(rule.window_ms);
         self.0
             .retain(|_, last| last.saturating_add(keep) >= watermark_ms);
     }
@@ -177,8 +200,12 @@ impl Suppression {
 
 #[derive(Debug, Default)]
 struct SlidingGroup {
-    /// Sorted by event time.
+    /// Sorted by event time up to `sorted`; later arrivals are appended and
+    /// sorted in only when a sweep or an eviction needs order. Records within
+    /// a CloudTrail object are shuffled, so a sorted insert per event would
+    /// shift half a busy identity's buffer every time.
     events: VecDeque<EventRef>,
+    sorted: usize,
     /// Distinct-field value counts over the whole buffer (a cheap upper bound
     /// that skips the window sweep for groups that cannot cross).
     counts: FxHashMap<Sym, u32>,
@@ -331,6 +358,7 @@ impl Engine {
             },
             states,
             consumers,
+            memos: (0..n).map(|_| RuleMemo::default()).collect(),
         }
     }
 
@@ -370,7 +398,7 @@ impl Engine {
             if rule.spec.kind == RuleKind::Correlation {
                 continue;
             }
-            if !rule.accepts(&e, &rules.global_allowlist) {
+            if !rule.accepts_memo(&e, &rules.global_allowlist, &mut self.memos[rule.index]) {
                 continue;
             }
             self.counts.matches[rule.index] += 1;
@@ -485,8 +513,9 @@ impl Engine {
                     let cutoff = wm.saturating_sub(rule.window_ms);
                     let field = distinct_field(rule);
                     groups.retain(|_, g| {
+                        g.normalize();
                         while g.events.front().is_some_and(|e| e.time_ms < cutoff) {
-                            let old = g.events.pop_front().expect("front exists");
+                            let old = g.pop_front().expect("front exists");
                             forget(&mut g.counts, field, &old);
                         }
                         !g.events.is_empty()
@@ -743,18 +772,25 @@ fn sliding_insert(
     let w = rule.window_ms;
     let t = e.time_ms;
     let g = groups.entry(key.clone()).or_default();
-    let idx = g.events.partition_point(|x| x.time_ms <= t);
     remember(&mut g.counts, field, &e);
-    g.events.insert(idx, e);
-    let mut idx = idx;
-    while g.events.len() > cfg.max_events_per_group {
-        let old = g.events.pop_front().expect("non-empty");
-        forget(&mut g.counts, field, &old);
-        counts.evictions += 1;
-        if idx == 0 {
+    if g.sorted == g.events.len() && g.events.back().is_none_or(|b| b.time_ms <= t) {
+        g.sorted += 1;
+    }
+    g.events.push_back(e);
+    // The cap is enforced with 1/8 slack so a group at its cap sorts once
+    // per cap/8 events, not on every event.
+    let cap = cfg.max_events_per_group.max(1);
+    if g.events.len() > cap + cap / 8 {
+        g.normalize();
+        while g.events.len() > cap {
+            let old = g.pop_front().expect("non-empty");
+            forget(&mut g.counts, field, &old);
+            counts.evictions += 1;
+        }
+        if g.events.front().is_some_and(|f| f.time_ms > t) {
+            // The new event itself was among the oldest dropped.
             return None;
         }
-        idx -= 1;
     }
     if g.counts.len() < min_d || g.events.len() < min_e.max(1) {
         return None;
@@ -765,6 +801,9 @@ fn sliding_insert(
         counts.suppressed[rule.index] += 1;
         return None;
     }
+    g.normalize();
+    // The new event is the last of those at time t (stable sort, appended).
+    let idx = g.events.partition_point(|x| x.time_ms <= t) - 1;
     // Sweep every window of length w that contains the new event, in order of
     // its right edge; the first one over the threshold is the detection.
     let ev = g.events.make_contiguous();
