@@ -524,33 +524,23 @@ async fn run_offline(
     );
     let router = pipeline.router.clone();
     let clock = pipeline.clock.clone();
-    // The watermark may not pass an object before it is read. Objects not yet
-    // started are covered by a ceiling at the next one's slot (they are read
-    // in slot order); each started object holds its own slot until the shards
-    // have applied it, the hold following its progress less the allowed
-    // lateness (a multi-hour object then does not keep every window open).
     // Objects without a CloudTrail slot in their name (ad-hoc exports) can be
-    // from any time: they hold the watermark where it is until read.
-    let slack_ms = Some(cfg.pipeline.allowed_lateness_secs as i64 * 1000);
-    let slot_of = |i: usize| match slots.get(i) {
+    // from any time: hold the watermark until the end so none of them is late.
+    let ceiling = |done: usize| match slots.get(done) {
         Some(Some(slot)) => *slot,
-        Some(None) => i64::MIN,
-        None => i64::MAX,
+        _ => i64::MIN,
     };
-    clock.set_ceiling(slot_of(0));
-    let mut next = 0usize;
+    clock.set_ceiling(ceiling(0));
+    let mut done = 0usize;
     {
         let results = futures::stream::iter(items)
             .take_until(token.cancelled())
             .map(|item| {
-                let guard = Arc::new(clock.hold_with_progress(slot_of(next), slack_ms));
-                next += 1;
-                clock.set_ceiling(slot_of(next));
                 // The object counts as done only once the shards have applied
-                // its events (the ack resolves), so the watermark never passes
-                // events still queued for a shard.
+                // its events (the ack resolves), so the watermark ceiling
+                // never passes events still queued for a shard.
                 let (ack, applied) = crate::ingest::ack::Ack::new();
-                let mut router = router.with_ack(ack).with_slot(guard.clone());
+                let mut router = router.with_ack(ack);
                 let fetcher = fetcher.clone();
                 let name = item.name();
                 // Decoding runs on its own task so objects are decoded on
@@ -569,7 +559,6 @@ async fn run_offline(
                     };
                     drop(router);
                     let _ = applied.await;
-                    drop(guard);
                     r
                 });
                 async move {
@@ -584,6 +573,12 @@ async fn run_offline(
             .buffered(cfg.s3.fetch_concurrency);
         let mut results = std::pin::pin!(results);
         while let Some((name, r)) = results.next().await {
+            done += 1;
+            // After the last object the ceiling stays: batches may still be
+            // queued for the shards, and close_all settles everything.
+            if done < slots.len() {
+                clock.set_ceiling(ceiling(done));
+            }
             match r {
                 Ok(stats) => {
                     record_stats(&stats);

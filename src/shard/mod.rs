@@ -82,15 +82,6 @@ impl EventClock {
 
     /// Hold the watermark at or below `slot_ms` until the guard is dropped.
     pub fn hold(self: &Arc<Self>, slot_ms: i64) -> SlotGuard {
-        self.hold_with_progress(slot_ms, None)
-    }
-
-    /// Like [`EventClock::hold`], but the hold follows the object's own
-    /// progress: once events up to `t` have been read from it, it holds at
-    /// `t - slack_ms` (never below `slot_ms`). Replay uses this so one huge
-    /// object spanning hours lets windows close as it is read, instead of
-    /// holding every window open until its end.
-    pub fn hold_with_progress(self: &Arc<Self>, slot_ms: i64, slack_ms: Option<i64>) -> SlotGuard {
         *self
             .in_flight
             .lock()
@@ -99,8 +90,7 @@ impl EventClock {
             .or_default() += 1;
         SlotGuard {
             clock: self.clone(),
-            slot_ms: Mutex::new(slot_ms),
-            slack_ms,
+            slot_ms,
         }
     }
 
@@ -166,52 +156,22 @@ impl EventClock {
 #[derive(Debug)]
 pub struct SlotGuard {
     clock: Arc<EventClock>,
-    /// Where the hold is now (moves only with progress).
-    slot_ms: Mutex<i64>,
-    /// `Some`: the hold follows progress at this distance.
-    slack_ms: Option<i64>,
-}
-
-impl SlotGuard {
-    /// Events up to `max_event_ms` have been read from the object.
-    pub fn progress(&self, max_event_ms: i64) {
-        let Some(slack) = self.slack_ms else {
-            return;
-        };
-        let target = max_event_ms.saturating_sub(slack);
-        let mut at = self.slot_ms.lock().unwrap_or_else(|p| p.into_inner());
-        if target <= *at {
-            return;
-        }
-        let mut m = self
-            .clock
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        release(&mut m, *at);
-        *m.entry(target).or_default() += 1;
-        *at = target;
-    }
-}
-
-fn release(m: &mut BTreeMap<i64, usize>, slot_ms: i64) {
-    if let Some(n) = m.get_mut(&slot_ms) {
-        *n -= 1;
-        if *n == 0 {
-            m.remove(&slot_ms);
-        }
-    }
+    slot_ms: i64,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        let at = *self.slot_ms.lock().unwrap_or_else(|p| p.into_inner());
         let mut m = self
             .clock
             .in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        release(&mut m, at);
+        if let Some(n) = m.get_mut(&self.slot_ms) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.slot_ms);
+            }
+        }
     }
 }
 
@@ -229,7 +189,6 @@ pub struct Router {
     clock: Arc<EventClock>,
     batch_events: usize,
     ack: Option<Ack>,
-    slot: Option<Arc<SlotGuard>>,
 }
 
 impl Router {
@@ -240,21 +199,12 @@ impl Router {
             clock,
             batch_events,
             ack: None,
-            slot: None,
         }
     }
 
     /// The shared clock.
     pub fn clock(&self) -> &Arc<EventClock> {
         &self.clock
-    }
-
-    /// The same router, reporting each batch's newest event time to `slot`.
-    pub fn with_slot(&self, slot: Arc<SlotGuard>) -> Self {
-        Self {
-            slot: Some(slot),
-            ..self.clone()
-        }
     }
 
     /// The same router, attaching `ack` to every batch it sends.
@@ -282,7 +232,6 @@ impl EventOut for Router {
                 a.observe(max);
             }
         }
-        let progress = max;
         for (i, mut evs) in per.into_iter().enumerate() {
             while !evs.is_empty() {
                 let rest = if evs.len() > self.batch_events {
@@ -293,10 +242,6 @@ impl EventOut for Router {
                 self.shards[i].send(evs, self.ack.clone()).await?;
                 evs = rest;
             }
-        }
-        // Only once the batch is queued: the hold may then move past it.
-        if let (Some(g), true) = (&self.slot, progress != i64::MIN) {
-            g.progress(progress);
         }
         Ok(())
     }
@@ -313,30 +258,6 @@ mod tests {
             assert!(a < n);
             assert_eq!(a, shard_of("arn:aws:iam::1:user/a", n));
         }
-    }
-
-    #[test]
-    fn progress_holds_follow_the_object_but_never_drop_below_its_slot() {
-        let c = Arc::new(EventClock::new(None));
-        c.observe(100_000);
-        let fixed = c.hold(10_000);
-        let moving = c.hold_with_progress(5_000, Some(1_000));
-        assert_eq!(c.effective_max_ms(), 5_000);
-        moving.progress(4_000); // below its slot: no change
-        assert_eq!(c.effective_max_ms(), 5_000);
-        moving.progress(9_000);
-        assert_eq!(c.effective_max_ms(), 8_000);
-        moving.progress(50_000); // now the fixed hold is the oldest
-        assert_eq!(c.effective_max_ms(), 10_000);
-        moving.progress(20_000); // never backwards
-        drop(fixed);
-        assert_eq!(c.effective_max_ms(), 49_000);
-        drop(moving);
-        assert_eq!(c.effective_max_ms(), 100_000);
-        // A plain hold ignores progress.
-        let plain = c.hold(7_000);
-        plain.progress(90_000);
-        assert_eq!(c.effective_max_ms(), 7_000);
     }
 
     #[test]
