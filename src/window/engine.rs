@@ -87,7 +87,9 @@ const HOUR_MS: i64 = 3_600_000;
 #[derive(Debug, Default)]
 struct HourAcc {
     count: u64,
-    commands: std::collections::BTreeSet<Sym>,
+    /// Distinct event names (at most 50), in arrival order; a short vector
+    /// costs a fraction of a tree node per identity.
+    commands: Vec<Sym>,
     sample: Vec<EventRef>,
     /// (alert id, count) when it alerted.
     alerted: Option<(String, u64)>,
@@ -110,7 +112,8 @@ struct IdentityBaseline {
 
 #[derive(Debug, Default)]
 struct BaselineState {
-    open: FxHashMap<Sym, BTreeMap<i64, HourAcc>>,
+    /// Open hours per identity, sorted by hour (one or two, rarely more).
+    open: FxHashMap<Sym, Vec<(i64, HourAcc)>>,
     identities: FxHashMap<Sym, IdentityBaseline>,
     dirty: FxHashSet<Sym>,
 }
@@ -1125,15 +1128,23 @@ fn baseline_count(
 ) -> Option<Detection> {
     let spec = rule.spec.baseline.as_ref().expect("validated");
     let hour = e.time_ms.div_euclid(HOUR_MS) * HOUR_MS;
-    let acc = st
-        .open
-        .entry(e.identity.clone())
-        .or_default()
-        .entry(hour)
-        .or_default();
+    let hours = st.open.entry(e.identity.clone()).or_default();
+    let i = match hours.binary_search_by_key(&hour, |(h, _)| *h) {
+        Ok(i) => i,
+        Err(i) => {
+            hours.insert(i, (hour, HourAcc::default()));
+            i
+        }
+    };
+    let acc = &mut hours[i].1;
     acc.count += 1;
-    if acc.commands.len() < 50 {
-        acc.commands.insert(e.name.clone());
+    if acc.commands.len() < 50
+        && !acc
+            .commands
+            .iter()
+            .any(|c| Arc::ptr_eq(c, &e.name) || *c == e.name)
+    {
+        acc.commands.push(e.name.clone());
     }
     if acc.sample.len() < 20 {
         acc.sample.push(e.clone());
@@ -1223,11 +1234,11 @@ fn baseline_seal(
         dirty,
     } = st;
     open.retain(|identity, hours| {
-        while let Some((&hour, _)) = hours.first_key_value() {
+        while let Some(&(hour, _)) = hours.first() {
             if hour.saturating_add(HOUR_MS) > wm {
                 break;
             }
-            let (_, acc) = hours.pop_first().expect("first exists");
+            let (_, acc) = hours.remove(0);
             let (name, bucket, weekend) = group_name(spec, hour);
             let hist = identities
                 .entry(identity.clone())
