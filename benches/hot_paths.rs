@@ -58,10 +58,13 @@ fn load_records(dirs: &[PathBuf], limit_bytes: usize) -> Vec<Vec<u8>> {
         };
         let mut sp = RecordSplitter::new(1 << 20);
         sp.feed(&body, &mut |p| {
-            if let Piece::Record(r) = p {
-                total += r.len();
-                out.push(r.to_vec());
-            }
+            let r = match p {
+                Piece::Record(r) => r,
+                Piece::Scanned(s) => s.bytes(),
+                _ => return,
+            };
+            total += r.len();
+            out.push(r.to_vec());
         })
         .expect("corpus file is JSON");
         if total >= limit_bytes {
@@ -141,10 +144,10 @@ fn bench_decode(c: &mut Criterion, corpus: &Corpus) {
             let mut sp = RecordSplitter::new(1 << 20);
             let mut n = 0u64;
             for chunk in corpus.body.chunks(CHUNK) {
-                sp.feed(chunk, &mut |p| {
-                    if let Piece::Record(r) = p {
-                        n += r.len() as u64;
-                    }
+                sp.feed(chunk, &mut |p| match p {
+                    Piece::Record(r) => n += r.len() as u64,
+                    Piece::Scanned(s) => n += s.bytes().len() as u64,
+                    _ => {}
                 })
                 .expect("split");
             }
