@@ -68,10 +68,7 @@ async fn slow_message_is_not_redelivered_while_being_processed() {
         .collect();
     assert_eq!(records.len(), 24);
     stack
-        .put(
-            &trail_key("us-east-1", "20261120T1010Z", "HEARTBEAT0000001"),
-            gz(&trail_file(&records)),
-        )
+        .put_trail("us-east-1", "20261120T1010Z", "HEARTBEAT0000001", &records)
         .await;
 
     // Checked by order rather than by time: the second alert is answered

@@ -352,13 +352,11 @@ async fn webhook_outage_goes_to_outbox_and_every_alert_arrives_once() {
             &unique(user),
         );
         stack
-            .put(
-                &trail_key(
-                    "us-east-1",
-                    "20261120T1010Z",
-                    &format!("OUTAGE00000000{i:02}"),
-                ),
-                gz(&trail_file(&burst)),
+            .put_trail(
+                "us-east-1",
+                "20261120T1010Z",
+                &format!("OUTAGE00000000{i:02}"),
+                &burst,
             )
             .await;
     }
@@ -404,10 +402,7 @@ async fn webhook_outage_goes_to_outbox_and_every_alert_arrives_once() {
         &unique("c"),
     );
     stack
-        .put(
-            &trail_key("us-east-1", "20261120T1010Z", "OUTAGE0000000003"),
-            gz(&trail_file(&burst)),
-        )
+        .put_trail("us-east-1", "20261120T1010Z", "OUTAGE0000000003", &burst)
         .await;
     wait_for(
         Duration::from_secs(60),
@@ -616,10 +611,7 @@ async fn webhook_timeouts_and_sns_errors_park_alerts_until_recovery() {
         &unique("sf"),
     );
     stack
-        .put(
-            &trail_key("us-east-1", "20261120T1010Z", "SINKFAULT0000001"),
-            gz(&trail_file(&burst)),
-        )
+        .put_trail("us-east-1", "20261120T1010Z", "SINKFAULT0000001", &burst)
         .await;
     // Rules 1 and 1b fire: two alerts parked on each sink.
     wait_for(

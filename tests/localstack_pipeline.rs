@@ -68,10 +68,7 @@ async fn burst_object_becomes_alert_on_webhook_and_sns_and_quiet_file_does_not()
     let arn = "arn:aws:iam::111122223333:user/e2e-alice";
     let burst = cli_burst(arn, "10:07", 8, 8, &unique("burst"));
     stack
-        .put(
-            &trail_key("us-east-1", "20261120T1010Z", "BURST0000000001"),
-            gz(&trail_file(&burst)),
-        )
+        .put_trail("us-east-1", "20261120T1010Z", "BURST0000000001", &burst)
         .await;
 
     let alerts = wait_for(
@@ -160,10 +157,7 @@ async fn burst_object_becomes_alert_on_webhook_and_sns_and_quiet_file_does_not()
         })
         .collect();
     stack
-        .put(
-            &trail_key("us-east-1", "20261120T1020Z", "QUIET0000000001"),
-            gz(&trail_file(&quiet)),
-        )
+        .put_trail("us-east-1", "20261120T1020Z", "QUIET0000000001", &quiet)
         .await;
     let http2 = http.clone();
     wait_for(
@@ -332,10 +326,7 @@ async fn twelve_region_sweep_out_of_order_then_burst_gives_one_correlation() {
             &event_id(&tag, i as u64),
         );
         stack
-            .put(
-                &trail_key(region, "20261120T1025Z", &format!("SWEEP{n:011}")),
-                gz(&trail_file(&[r])),
-            )
+            .put_trail(region, "20261120T1025Z", &format!("SWEEP{n:011}"), &[r])
             .await;
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
@@ -380,10 +371,7 @@ async fn twelve_region_sweep_out_of_order_then_burst_gives_one_correlation() {
     })
     .collect();
     stack
-        .put(
-            &trail_key("us-east-1", "20261120T1025Z", "SWEEPBURST000001"),
-            gz(&trail_file(&burst)),
-        )
+        .put_trail("us-east-1", "20261120T1025Z", "SWEEPBURST000001", &burst)
         .await;
     let chain = wait_for(Duration::from_secs(60), "the rule-3 correlation", || {
         let hook = hook.clone();

@@ -54,9 +54,11 @@ async fn localstack_restart_mid_run_loses_nothing_and_duplicates_nothing() {
 
     // 1. Identity A's burst → its two alerts (rules 1 and 1b).
     stack
-        .put(
-            &trail_key("us-east-1", "20261120T1010Z", "RESTARTA00000001"),
-            gz(&trail_file(&cli_burst(arn_a, "10:07", 8, 8, &unique("a")))),
+        .put_trail(
+            "us-east-1",
+            "20261120T1010Z",
+            "RESTARTA00000001",
+            &cli_burst(arn_a, "10:07", 8, 8, &unique("a")),
         )
         .await;
     wait_for(Duration::from_secs(60), "A's two alerts", || {
@@ -112,9 +114,11 @@ async fn localstack_restart_mid_run_loses_nothing_and_duplicates_nothing() {
 
     // 4. Identity B's burst after the outage → its two alerts.
     stack
-        .put(
-            &trail_key("us-east-1", "20261120T1015Z", "RESTARTB00000001"),
-            gz(&trail_file(&cli_burst(arn_b, "10:12", 8, 8, &unique("b")))),
+        .put_trail(
+            "us-east-1",
+            "20261120T1015Z",
+            "RESTARTB00000001",
+            &cli_burst(arn_b, "10:12", 8, 8, &unique("b")),
         )
         .await;
     wait_for(

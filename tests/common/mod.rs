@@ -230,6 +230,19 @@ impl Stack {
             .expect("PutObject");
     }
 
+    /// Upload `records` as a gzipped CloudTrail object at
+    /// [`trail_key`]`(region, slot, suffix)`.
+    pub async fn put_trail(
+        &self,
+        region: &str,
+        slot: &str,
+        suffix: &str,
+        records: &[serde_json::Value],
+    ) {
+        self.put(&trail_key(region, slot, suffix), gz(&trail_file(records)))
+            .await;
+    }
+
     /// Visible + in-flight messages on a queue.
     pub async fn queue_depth(&self, url: &str) -> u64 {
         use aws_sdk_sqs::types::QueueAttributeName as A;
