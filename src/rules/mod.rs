@@ -63,16 +63,10 @@ impl CompiledRule {
         &self.spec.id
     }
 
-    /// Filter and allowlists (the rule's and the global one).
-    pub fn accepts(&self, e: &Event, global: &Allowlist) -> bool {
-        self.conditions.iter().all(|c| c.matches(e))
-            && !self.allowlist.matches(e)
-            && !global.matches(e)
-    }
-
-    /// [`CompiledRule::accepts`], with each condition's outcome remembered
-    /// per value in `memo` (one per rule, owned by the caller's thread).
-    pub fn accepts_memo(&self, e: &Event, global: &Allowlist, memo: &mut RuleMemo) -> bool {
+    /// Filter and allowlists (the rule's and the global one), with each
+    /// condition's outcome remembered per value in `memo` (one per rule,
+    /// owned by the caller's thread).
+    pub fn accepts(&self, e: &Event, global: &Allowlist, memo: &mut RuleMemo) -> bool {
         if memo.0.len() != self.conditions.len() {
             memo.0 = (0..self.conditions.len())
                 .map(|_| filter::ConditionMemo::default())

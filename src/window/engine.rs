@@ -401,7 +401,7 @@ impl Engine {
             if rule.spec.kind == RuleKind::Correlation {
                 continue;
             }
-            if !rule.accepts_memo(&e, &rules.global_allowlist, &mut self.memos[rule.index]) {
+            if !rule.accepts(&e, &rules.global_allowlist, &mut self.memos[rule.index]) {
                 continue;
             }
             self.counts.matches[rule.index] += 1;
