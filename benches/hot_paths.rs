@@ -29,7 +29,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use reconwatch::config::{RulesConfig, S3Config};
 use reconwatch::decode::record::{Interner, parse_record};
-use reconwatch::decode::splitter::{Piece, RecordSplitter};
+use reconwatch::decode::splitter::RecordSplitter;
 use reconwatch::decode::{Event, EventOut, EventRef, IdentitySource, Limits, Sym, decode_object};
 use reconwatch::rules::alert::Detection;
 use reconwatch::window::engine::{Engine, EngineConfig};
@@ -58,13 +58,10 @@ fn load_records(dirs: &[PathBuf], limit_bytes: usize) -> Vec<Vec<u8>> {
         };
         let mut sp = RecordSplitter::new(1 << 20);
         sp.feed(&body, &mut |p| {
-            let r = match p {
-                Piece::Record(r) => r,
-                Piece::Scanned(s) => s.bytes(),
-                _ => return,
-            };
-            total += r.len();
-            out.push(r.to_vec());
+            if let Some(r) = p.record_bytes() {
+                total += r.len();
+                out.push(r.to_vec());
+            }
         })
         .expect("corpus file is JSON");
         if total >= limit_bytes {
@@ -144,10 +141,8 @@ fn bench_decode(c: &mut Criterion, corpus: &Corpus) {
             let mut sp = RecordSplitter::new(1 << 20);
             let mut n = 0u64;
             for chunk in corpus.body.chunks(CHUNK) {
-                sp.feed(chunk, &mut |p| match p {
-                    Piece::Record(r) => n += r.len() as u64,
-                    Piece::Scanned(s) => n += s.bytes().len() as u64,
-                    _ => {}
+                sp.feed(chunk, &mut |p| {
+                    n += p.record_bytes().map_or(0, |r| r.len() as u64);
                 })
                 .expect("split");
             }

@@ -33,6 +33,17 @@ pub enum Piece<'a> {
     NonObject,
 }
 
+impl<'a> Piece<'a> {
+    /// A record's bytes, whichever path found it; `None` for skipped pieces.
+    pub fn record_bytes(&self) -> Option<&'a [u8]> {
+        match self {
+            Piece::Scanned(r) => Some(r.bytes()),
+            Piece::Record(b) => Some(b),
+            Piece::Oversized | Piece::NonObject => None,
+        }
+    }
+}
+
 /// A structural problem that stops the object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SplitError {
@@ -391,10 +402,9 @@ mod tests {
         let mut got = Vec::new();
         for c in chunks {
             let r = s.feed(c, &mut |p| match p {
-                Piece::Scanned(r) => got.push(String::from_utf8_lossy(r.bytes()).into_owned()),
-                Piece::Record(b) => got.push(String::from_utf8_lossy(b).into_owned()),
                 Piece::Oversized => got.push("<oversized>".into()),
                 Piece::NonObject => got.push("<nonobject>".into()),
+                rec => got.push(String::from_utf8_lossy(rec.record_bytes().unwrap()).into_owned()),
             });
             if let Err(e) = r {
                 return (got, Err(e));
