@@ -400,10 +400,7 @@ fn event_mix(corpus: &Corpus, n: usize) -> Vec<EventRef> {
 
 fn bench_engine(c: &mut Criterion, corpus: &Corpus) {
     let rules = Arc::new(reconwatch::rules::load(&RulesConfig::default()).expect("default rules"));
-    let cfg = EngineConfig {
-        lateness_ms: 900_000,
-        max_events_per_group: 20_000,
-    };
+    let cfg = EngineConfig::default();
     let events = event_mix(corpus, 200_000);
     let run = |events: &[EventRef]| {
         let mut engine = Engine::new(rules.clone(), cfg);

@@ -163,10 +163,7 @@ impl Pipeline {
         ));
         let params = ShardParams {
             rules,
-            engine: EngineConfig {
-                lateness_ms: cfg.pipeline.allowed_lateness_secs as i64 * 1000,
-                max_events_per_group: cfg.pipeline.max_events_per_group,
-            },
+            engine: EngineConfig::from(&cfg.pipeline),
             clock: clock.clone(),
             alerts,
             capacity: cfg.pipeline.shard_channel_capacity,

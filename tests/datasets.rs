@@ -84,13 +84,7 @@ filter = [{ field = "event_name", starts_with = ["Describe", "List", "Get"] }]
         })
         .unwrap(),
     );
-    let mut eng = Engine::new(
-        set,
-        EngineConfig {
-            lateness_ms: 15 * 60_000,
-            max_events_per_group: 20_000,
-        },
-    );
+    let mut eng = Engine::new(set, EngineConfig::default());
     let mut out = Vec::new();
     let mut interner = Interner::default();
     let mut max = i64::MIN;
@@ -148,13 +142,7 @@ filter = [{ field = "event_name", starts_with = ["Describe", "List", "Get"] }]
 #[test]
 fn default_rules_on_invictus_fire_no_cli_rule() {
     let set = Arc::new(rules::load(&RulesConfig::default()).unwrap());
-    let mut eng = Engine::new(
-        set,
-        EngineConfig {
-            lateness_ms: 15 * 60_000,
-            max_events_per_group: 20_000,
-        },
-    );
+    let mut eng = Engine::new(set, EngineConfig::default());
     let mut out = Vec::new();
     let mut interner = Interner::default();
     let mut recs = records();

@@ -103,13 +103,7 @@ fn rules_with(extra: &str) -> Arc<RuleSet> {
 }
 
 fn engine(rules: Arc<RuleSet>) -> Engine {
-    Engine::new(
-        rules,
-        EngineConfig {
-            lateness_ms: 15 * 60_000,
-            max_events_per_group: 20_000,
-        },
-    )
+    Engine::new(rules, EngineConfig::default())
 }
 
 /// Feed events in order, advancing the clock like the router does.
@@ -510,13 +504,7 @@ fn rule6_new_source_ip_after_learning_period() {
         })
         .collect();
     ev.extend(stranger);
-    let mut e = Engine::new(
-        rules_with(""),
-        EngineConfig {
-            lateness_ms: 15 * 60_000,
-            max_events_per_group: 20_000,
-        },
-    );
+    let mut e = Engine::new(rules_with(""), EngineConfig::default());
     let d = run(&mut e, &ev);
     let f = fired(&d, "discovery_new_source_ip");
     assert_eq!(

@@ -35,6 +35,22 @@ pub struct EngineConfig {
     pub max_events_per_group: usize,
 }
 
+impl From<&crate::config::PipelineConfig> for EngineConfig {
+    fn from(p: &crate::config::PipelineConfig) -> Self {
+        Self {
+            lateness_ms: p.allowed_lateness_secs as i64 * 1000,
+            max_events_per_group: p.max_events_per_group,
+        }
+    }
+}
+
+/// The configuration file's defaults (15 min lateness, 20,000 events).
+impl Default for EngineConfig {
+    fn default() -> Self {
+        (&crate::config::PipelineConfig::default()).into()
+    }
+}
+
 const DAY_MS: i64 = 86_400_000;
 
 /// Minimum watermark progress between two eviction passes.
