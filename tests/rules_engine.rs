@@ -471,19 +471,25 @@ fn rule3_with_snapshot_activity_and_first_get_caller_identity() {
     );
 }
 
+/// One Boto3 `ListBuckets` a day from the office IP, for `days` days.
+fn office_days(days: i64) -> Vec<Ev> {
+    (0..days)
+        .map(|d| {
+            let mut x = Ev::new(T0 + d * 86_400_000, "ListBuckets");
+            x.ua = BOTO.into();
+            x.ip = "198.51.100.7".into();
+            x.source = "s3.amazonaws.com".into();
+            x.id = 10_000 + d as u64;
+            x
+        })
+        .collect()
+}
+
 #[test]
 fn rule6_new_source_ip_after_learning_period() {
     const DAY: i64 = 86_400_000;
-    let mut ev = Vec::new();
     // 15 days of ordinary calls from the office IP.
-    for d in 0..15 {
-        let mut x = Ev::new(T0 + d * DAY, "ListBuckets");
-        x.ua = BOTO.into();
-        x.ip = "198.51.100.7".into();
-        x.source = "s3.amazonaws.com".into();
-        x.id = 10_000 + d as u64;
-        ev.push(x);
-    }
+    let mut ev = office_days(15);
     // A burst from the office IP: known, no rule-6 alert.
     let office: Vec<Ev> = burst(T0 + 15 * DAY, 9, 300, 1)
         .into_iter()
@@ -580,15 +586,7 @@ fn group_state_is_evicted_behind_the_watermark() {
 fn persisted_state_survives_close_all_and_restores_into_a_new_engine() {
     const DAY: i64 = 86_400_000;
     // 15 days of calls from the office IP, then close (end of a training run).
-    let mut ev = Vec::new();
-    for d in 0..15 {
-        let mut x = Ev::new(T0 + d * DAY, "ListBuckets");
-        x.ua = BOTO.into();
-        x.ip = "198.51.100.7".into();
-        x.source = "s3.amazonaws.com".into();
-        x.id = 10_000 + d as u64;
-        ev.push(x);
-    }
+    let ev = office_days(15);
     let mut trained = engine(rules_with(""));
     let mut out = run(&mut trained, &ev);
     trained.close_all(&mut out);
