@@ -282,6 +282,7 @@ pub async fn run_daemon(cfg: Config, token: CancellationToken) -> Result<(), App
         seen: Arc::new(sqs::SeenObjects::new(Duration::from_secs(
             cfg.sqs.duplicate_horizon_secs,
         ))),
+        object_disorder_ms: cfg.pipeline.object_disorder_secs as i64 * 1000,
     };
     tracing::info!(
         queue = %queue_url,
@@ -521,23 +522,31 @@ async fn run_offline(
     );
     let router = pipeline.router.clone();
     let clock = pipeline.clock.clone();
-    // Objects without a CloudTrail slot in their name (ad-hoc exports) can be
-    // from any time: hold the watermark until the end so none of them is late.
-    let ceiling = |done: usize| match slots.get(done) {
-        Some(Some(slot)) => *slot,
-        _ => i64::MIN,
-    };
-    clock.set_ceiling(ceiling(0));
-    let mut done = 0usize;
+    // The watermark may not pass an object not yet started: the ceiling is
+    // the lowest delivery slot among them. Objects without a CloudTrail slot
+    // in their name (ad-hoc exports) can be from any time: they hold it at
+    // the bottom until read, so none of their events is late. A started
+    // object holds the watermark itself until the shards have applied it.
+    let mut unstarted_min = vec![i64::MAX; slots.len() + 1];
+    for i in (0..slots.len()).rev() {
+        unstarted_min[i] = unstarted_min[i + 1].min(slots[i].unwrap_or(i64::MIN));
+    }
+    clock.set_ceiling(unstarted_min[0]);
+    let disorder_ms = cfg.pipeline.object_disorder_secs as i64 * 1000;
     {
-        let results = futures::stream::iter(items)
+        let results = futures::stream::iter(items.into_iter().enumerate())
             .take_until(token.cancelled())
-            .map(|item| {
+            .map(|(i, item)| {
+                let hold = match slots[i] {
+                    Some(slot) => clock.hold_following(slot, disorder_ms),
+                    None => clock.hold(i64::MIN),
+                };
+                clock.set_ceiling(unstarted_min[i + 1]);
                 // The object counts as done only once the shards have applied
-                // its events (the ack resolves), so the watermark ceiling
-                // never passes events still queued for a shard.
+                // its events (the ack resolves), so its hold never lets the
+                // watermark pass events still queued for a shard.
                 let (ack, applied) = crate::ingest::ack::Ack::new();
-                let mut router = router.with_ack(ack);
+                let mut router = router.with_ack(ack).with_progress(hold.progress());
                 let fetcher = fetcher.clone();
                 let name = item.name();
                 // Decoding runs on its own task so objects are decoded on
@@ -556,6 +565,7 @@ async fn run_offline(
                     };
                     drop(router);
                     let _ = applied.await;
+                    drop(hold);
                     r
                 });
                 async move {
@@ -570,12 +580,6 @@ async fn run_offline(
             .buffered(cfg.s3.fetch_concurrency);
         let mut results = std::pin::pin!(results);
         while let Some((name, r)) = results.next().await {
-            done += 1;
-            // After the last object the ceiling stays: batches may still be
-            // queued for the shards, and close_all settles everything.
-            if done < slots.len() {
-                clock.set_ceiling(ceiling(done));
-            }
             match r {
                 Ok(stats) => {
                     record_stats(&stats);

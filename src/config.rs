@@ -194,6 +194,13 @@ pub struct PipelineConfig {
     /// counted. Default 900 (15 min; CloudTrail delivers ~5 min late on average).
     #[serde(default = "default_allowed_lateness_secs")]
     pub allowed_lateness_secs: u64,
+    /// A CloudTrail-named object's hold on the watermark follows its read
+    /// progress: it may move up to the newest event time already applied
+    /// from the object minus this (how far back its later records may go),
+    /// so an object spanning hours (a backfill) keeps only this much of its
+    /// past in memory. Never below the object's delivery slot. Default 3600.
+    #[serde(default = "default_object_disorder_secs")]
+    pub object_disorder_secs: u64,
     /// When no event arrives for this long (wall clock), the watermark advances
     /// with the wall clock so open windows close. Default 60.
     #[serde(default = "default_idle_timeout_secs")]
@@ -404,6 +411,9 @@ const fn default_batch_events() -> usize {
 const fn default_allowed_lateness_secs() -> u64 {
     900
 }
+const fn default_object_disorder_secs() -> u64 {
+    3600
+}
 const fn default_idle_timeout_secs() -> u64 {
     60
 }
@@ -477,6 +487,7 @@ impl Default for PipelineConfig {
             shard_channel_capacity: default_shard_channel_capacity(),
             batch_events: default_batch_events(),
             allowed_lateness_secs: default_allowed_lateness_secs(),
+            object_disorder_secs: default_object_disorder_secs(),
             idle_timeout_secs: default_idle_timeout_secs(),
             watermark_max_speed: default_watermark_max_speed(),
             tick_millis: default_tick_millis(),
@@ -661,6 +672,12 @@ impl Config {
         }
         if self.pipeline.max_events_per_group < 16 {
             p.push("pipeline.max_events_per_group must be >= 16".into());
+        }
+        if self.pipeline.object_disorder_secs > 7 * 86_400 {
+            p.push(format!(
+                "pipeline.object_disorder_secs must be at most 604800 (7 days; got {})",
+                self.pipeline.object_disorder_secs
+            ));
         }
         if let Some(ep) = &self.aws.endpoint_url
             && !(ep.starts_with("http://") || ep.starts_with("https://"))

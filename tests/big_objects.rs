@@ -1,7 +1,8 @@
 //! Huge inputs through `reconwatch replay`: a 200 MB (decompressed) object
-//! is streamed with memory flat against a 2 MB one, and an object with one
-//! million records is read completely. Peak RSS comes from the replay
-//! summary (VmHWM); no timing is asserted.
+//! is streamed with memory flat against a 2 MB one, a CloudTrail object
+//! spanning a day keeps only its recent past in rule state, and an
+//! object with one million records is read completely. Peak RSS comes from
+//! the replay summary (VmHWM); no timing is asserted.
 
 use std::io::Write;
 use std::path::Path;
@@ -95,4 +96,111 @@ fn an_object_with_one_million_records_is_read_completely() {
     );
     // Bounded by the eventID dedup set, not by the object: well under 1 GB.
     assert!(rss < 400.0, "peak RSS {rss:.1} MB");
+}
+
+/// A discovery call by one of 400 CLI users, at `t_ms` (every record enters
+/// the sliding rules' buffers and the eventID dedup set).
+fn discovery_record(i: u64, t_ms: i64) -> String {
+    let secs = t_ms / 1000;
+    format!(
+        r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/u{}","accountId":"111122223333"}},"eventTime":"2026-11-20T{:02}:{:02}:{:02}Z","eventSource":"ec2.amazonaws.com","eventName":"{}","awsRegion":"us-east-1","sourceIPAddress":"192.0.2.{}","userAgent":"aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64 command/ec2","eventID":"00000000-0000-4000-9000-{:012x}","recipientAccountId":"111122223333"}}"#,
+        i % 400,
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60,
+        [
+            "DescribeInstances",
+            "DescribeVolumes",
+            "DescribeVpcs",
+            "DescribeSubnets"
+        ][(i % 4) as usize],
+        i % 250,
+        i
+    )
+}
+
+/// Write `n` discovery records spread over `hours` from 00:00, each block of
+/// ten minutes in reverse time order (CloudTrail objects are not sorted).
+fn write_spanning_object(path: &Path, n: u64, hours: i64) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut z =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(f), flate2::Compression::fast());
+    let span_ms = hours * 3_600_000;
+    let t = |i: u64| i as i64 * span_ms / n as i64;
+    z.write_all(b"{\"Records\":[").unwrap();
+    let mut first = true;
+    let mut block_start = 0u64;
+    while block_start < n {
+        let block = t(block_start) / 600_000;
+        let mut end = block_start;
+        while end < n && t(end) / 600_000 == block {
+            end += 1;
+        }
+        for i in (block_start..end).rev() {
+            if !first {
+                z.write_all(b",").unwrap();
+            }
+            first = false;
+            z.write_all(discovery_record(i, t(i)).as_bytes()).unwrap();
+        }
+        block_start = end;
+    }
+    z.write_all(b"]}").unwrap();
+    z.finish().unwrap().flush().unwrap();
+}
+
+#[test]
+fn a_cloudtrail_object_spanning_hours_keeps_only_its_recent_past() {
+    const N: u64 = 400_000;
+    let small = tempfile::tempdir().unwrap();
+    write_spanning_object(
+        &small
+            .path()
+            .join("111122223333_CloudTrail_us-east-1_20261120T0000Z_s.json.gz"),
+        N / 100,
+        24,
+    );
+    // Named like CloudTrail's: its hold follows read progress.
+    let named = tempfile::tempdir().unwrap();
+    write_spanning_object(
+        &named
+            .path()
+            .join("111122223333_CloudTrail_us-east-1_20261120T0000Z_b.json.gz"),
+        N,
+        24,
+    );
+    // The same records under an ad-hoc name hold the watermark until read:
+    // this is what the object's rule state costs when all of it is kept.
+    let adhoc = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        named
+            .path()
+            .join("111122223333_CloudTrail_us-east-1_20261120T0000Z_b.json.gz"),
+        adhoc.path().join("export.json.gz"),
+    )
+    .unwrap();
+    let (e_small, rss_small) = replay(small.path());
+    let (e_named, rss_named) = replay(named.path());
+    let (e_adhoc, rss_adhoc) = replay(adhoc.path());
+    eprintln!("peak RSS MB: small {rss_small:.1}, named {rss_named:.1}, ad-hoc {rss_adhoc:.1}");
+    for e in [&e_named, &e_adhoc] {
+        assert!(e.contains("events                         400000"), "{e}");
+        assert!(
+            e.contains("events late / duplicate / no identity  0 / 0 / 0"),
+            "ten minutes of disorder is within the hold: {e}"
+        );
+    }
+    assert!(
+        e_small.contains("events late / duplicate / no identity  0 / 0 / 0"),
+        "{e_small}"
+    );
+    assert!(
+        rss_adhoc > rss_small + 60.0,
+        "the object is big enough for held state to show: {rss_small:.1} MB small, {rss_adhoc:.1} MB held"
+    );
+    assert!(
+        rss_named < rss_small + 50.0,
+        "peak RSS grew with the object's span: {rss_small:.1} MB for {} records, {rss_named:.1} MB for {N}",
+        N / 100
+    );
 }

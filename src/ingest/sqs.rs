@@ -105,6 +105,10 @@ pub struct PollerContext {
     pub seen: Arc<SeenObjects>,
     /// Deferred deletion (`delete_after = "windows_closed"`), with the horizon in ms.
     pub deferred: Option<(DeferredAcks, i64)>,
+    /// How far back in time an object's later records may go, in ms: a
+    /// CloudTrail-named object's watermark hold follows its read progress
+    /// by this much (`pipeline.object_disorder_secs`).
+    pub object_disorder_ms: i64,
 }
 
 /// One long-polling loop; stops receiving when `token` is cancelled.
@@ -233,13 +237,14 @@ pub async fn handle_message(ctx: &PollerContext, m: Message) {
     let (ack, done) = Ack::new();
     // Hold the watermark at the oldest of these objects until the message is
     // acknowledged (objects without a CloudTrail name hold it where it is).
+    // A CloudTrail-named object's hold follows its read progress, so a huge
+    // one does not keep all of its past in memory.
     let clock = ctx.router.clock().clone();
-    let _holds: Vec<_> = objects
+    let holds: Vec<_> = objects
         .iter()
-        .map(|o| {
-            let slot = crate::ingest::local::cloudtrail_slot_ms(&o.key)
-                .unwrap_or_else(|| clock.effective_max_ms());
-            clock.hold(slot)
+        .map(|o| match crate::ingest::local::cloudtrail_slot_ms(&o.key) {
+            Some(slot) => clock.hold_following(slot, ctx.object_disorder_ms),
+            None => clock.hold(clock.effective_max_ms()),
         })
         .collect();
     // Objects read completely; recorded as seen only once the shards have
@@ -247,8 +252,9 @@ pub async fn handle_message(ctx: &PollerContext, m: Message) {
     // processed (and deduplicated by eventID) rather than deleted early.
     let read_ok: std::sync::Mutex<Vec<ObjectRef>> = std::sync::Mutex::new(Vec::new());
     let read_ok = &read_ok;
-    let work = objects.into_iter().map(|obj| {
+    let work = objects.into_iter().zip(&holds).map(|(obj, hold)| {
         let ack = ack.clone();
+        let progress = hold.progress();
         let ctx = ctx.clone();
         async move {
             if let Some(reason) = notification::skip_reason(&obj) {
@@ -262,7 +268,7 @@ pub async fn handle_message(ctx: &PollerContext, m: Message) {
                 return;
             }
             let _permit = ctx.fetch_permits.acquire().await;
-            let mut router = ctx.router.with_ack(ack.clone());
+            let mut router = ctx.router.with_ack(ack.clone()).with_progress(progress);
             match ctx.fetcher.process(&obj, &mut router).await {
                 Ok(stats) => {
                     record_stats(&stats);

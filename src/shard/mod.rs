@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rustc_hash::FxHasher;
+use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::decode::{Event, EventOut, EventRef};
 use crate::ingest::ack::Ack;
@@ -30,10 +30,11 @@ pub struct EventClock {
     /// Replay: the delivery slot of the oldest object not yet fully read;
     /// the watermark may not pass it (objects are read concurrently).
     ceiling_ms: AtomicI64,
-    /// Delivery slots of objects being read (slot → count): the watermark
-    /// may not pass the oldest, so objects that arrive together (a catch-up
-    /// after an outage) do not make each other late.
-    in_flight: Mutex<BTreeMap<i64, usize>>,
+    /// Holds of objects being read: the watermark may not pass the lowest,
+    /// so objects that arrive together (a catch-up after an outage) do not
+    /// make each other late.
+    in_flight: Mutex<FxHashMap<u64, Arc<HoldState>>>,
+    next_hold: AtomicU64,
     /// Wall time before which the watermark does not move (after a restart,
     /// SQS redelivers unacknowledged messages only when their visibility
     /// timeout expires; they must not arrive "late").
@@ -62,7 +63,8 @@ impl EventClock {
         Self {
             max_event_ms: AtomicI64::new(i64::MIN),
             ceiling_ms: AtomicI64::new(i64::MAX),
-            in_flight: Mutex::new(BTreeMap::new()),
+            in_flight: Mutex::new(FxHashMap::default()),
+            next_hold: AtomicU64::new(0),
             hold_until_wall_ms: AtomicI64::new(i64::MIN),
             last_arrival_ms: AtomicI64::new(now_ms()),
             idle_timeout_ms,
@@ -82,15 +84,31 @@ impl EventClock {
 
     /// Hold the watermark at or below `slot_ms` until the guard is dropped.
     pub fn hold(self: &Arc<Self>, slot_ms: i64) -> SlotGuard {
-        *self
-            .in_flight
+        self.register(HoldState::fixed(slot_ms))
+    }
+
+    /// Hold the watermark for a CloudTrail object delivered at `slot_ms`
+    /// that follows its read progress: at `slot_ms` at first, then at the
+    /// newest event time of the batches every shard has applied, minus
+    /// `disorder_ms` (how far back in time the object's later records may
+    /// go), whichever is later. A backfill object that spans hours then
+    /// keeps only `disorder_ms` (plus lateness and windows) of its past in
+    /// memory, not all of it. Batches must carry [`SlotGuard::ticket`]s.
+    pub fn hold_following(self: &Arc<Self>, slot_ms: i64, disorder_ms: i64) -> SlotGuard {
+        self.register(HoldState::following(slot_ms, disorder_ms))
+    }
+
+    fn register(self: &Arc<Self>, state: HoldState) -> SlotGuard {
+        let id = self.next_hold.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(state);
+        self.in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(slot_ms)
-            .or_default() += 1;
+            .insert(id, state.clone());
         SlotGuard {
             clock: self.clone(),
-            slot_ms,
+            id,
+            state,
         }
     }
 
@@ -98,9 +116,9 @@ impl EventClock {
         self.in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .next()
-            .copied()
+            .values()
+            .map(|h| h.at_ms.load(Ordering::Acquire))
+            .min()
             .unwrap_or(i64::MAX)
     }
 
@@ -152,27 +170,146 @@ impl EventClock {
     }
 }
 
-/// Keeps an object's delivery slot in [`EventClock`]'s in-flight set.
+/// Where one object holds the watermark, and (when it follows read
+/// progress) which of its batches have been applied.
+#[derive(Debug)]
+struct HoldState {
+    at_ms: AtomicI64,
+    /// `None`: the hold stays at `at_ms`.
+    follow: Option<Follow>,
+}
+
+#[derive(Debug)]
+struct Follow {
+    slot_ms: i64,
+    disorder_ms: i64,
+    applied: Mutex<AppliedPrefix>,
+}
+
+/// Batches applied out of order are kept until every earlier one is
+/// applied too: only a complete prefix of the object may move the hold, or
+/// a batch still queued for a slow shard could become late.
+#[derive(Debug, Default)]
+struct AppliedPrefix {
+    /// Sequence number of the first batch not yet applied.
+    next: u64,
+    /// Applied batches after `next` (sequence → newest event time).
+    ahead: BTreeMap<u64, i64>,
+    /// Newest event time of the applied prefix.
+    max_ms: i64,
+}
+
+impl HoldState {
+    fn fixed(at_ms: i64) -> Self {
+        Self {
+            at_ms: AtomicI64::new(at_ms),
+            follow: None,
+        }
+    }
+
+    fn following(slot_ms: i64, disorder_ms: i64) -> Self {
+        Self {
+            at_ms: AtomicI64::new(slot_ms),
+            follow: Some(Follow {
+                slot_ms,
+                disorder_ms,
+                applied: Mutex::new(AppliedPrefix {
+                    max_ms: i64::MIN,
+                    ..AppliedPrefix::default()
+                }),
+            }),
+        }
+    }
+
+    fn applied(&self, seq: u64, max_ms: i64) {
+        let Some(f) = &self.follow else { return };
+        let mut p = f.applied.lock().unwrap_or_else(|p| p.into_inner());
+        p.ahead.insert(seq, max_ms);
+        let before = p.max_ms;
+        loop {
+            let next = p.next;
+            let Some(m) = p.ahead.remove(&next) else {
+                break;
+            };
+            p.max_ms = p.max_ms.max(m);
+            p.next += 1;
+        }
+        if p.max_ms > before {
+            let at = f.slot_ms.max(p.max_ms.saturating_sub(f.disorder_ms));
+            self.at_ms.fetch_max(at, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Keeps an object's hold in [`EventClock`]'s in-flight set until dropped.
 #[derive(Debug)]
 pub struct SlotGuard {
     clock: Arc<EventClock>,
-    slot_ms: i64,
+    id: u64,
+    state: Arc<HoldState>,
+}
+
+impl SlotGuard {
+    /// Progress reporting for a router: see [`Router::with_progress`].
+    pub fn progress(&self) -> Progress {
+        Progress {
+            state: self.state.clone(),
+            next_seq: Arc::new(AtomicU64::new(0)),
+        }
+    }
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        let mut m = self
-            .clock
+        self.clock
             .in_flight
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.slot_ms) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.slot_ms);
-            }
-        }
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
     }
+}
+
+/// Numbers one object's batches; see [`EventClock::hold_following`].
+#[derive(Debug, Clone)]
+pub struct Progress {
+    state: Arc<HoldState>,
+    next_seq: Arc<AtomicU64>,
+}
+
+impl Progress {
+    /// A ticket for the next batch, whose newest event is `max_ms`.
+    fn ticket(&self, max_ms: i64) -> Arc<Ticket> {
+        Arc::new(Ticket {
+            state: self.state.clone(),
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            max_ms,
+        })
+    }
+}
+
+/// Travels with a batch's per-shard parts; the last one dropped (every shard
+/// has applied its part) reports the batch applied.
+#[derive(Debug)]
+pub struct Ticket {
+    state: Arc<HoldState>,
+    seq: u64,
+    max_ms: i64,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.state.applied(self.seq, self.max_ms);
+    }
+}
+
+/// What a shard drops once it has applied a batch: the SQS message's
+/// [`Ack`] and the object's progress [`Ticket`].
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// The message's completion token.
+    pub ack: Option<Ack>,
+    /// The object's progress ticket.
+    pub ticket: Option<Arc<Ticket>>,
 }
 
 /// Shard index of an identity.
@@ -189,6 +326,7 @@ pub struct Router {
     clock: Arc<EventClock>,
     batch_events: usize,
     ack: Option<Ack>,
+    progress: Option<Progress>,
 }
 
 impl Router {
@@ -199,6 +337,7 @@ impl Router {
             clock,
             batch_events,
             ack: None,
+            progress: None,
         }
     }
 
@@ -214,6 +353,16 @@ impl Router {
             ..self.clone()
         }
     }
+
+    /// The same router, reporting the batches it sends as applied to the
+    /// object's hold (one router per object: batches are numbered in send
+    /// order).
+    pub fn with_progress(&self, progress: Progress) -> Self {
+        Self {
+            progress: Some(progress),
+            ..self.clone()
+        }
+    }
 }
 
 impl EventOut for Router {
@@ -226,12 +375,17 @@ impl EventOut for Router {
             let i = shard_of(&e.identity, n);
             per[i].push(Arc::new(e));
         }
-        if max != i64::MIN {
-            self.clock.observe(max);
-            if let Some(a) = &self.ack {
-                a.observe(max);
-            }
+        if max == i64::MIN {
+            return Ok(());
         }
+        self.clock.observe(max);
+        if let Some(a) = &self.ack {
+            a.observe(max);
+        }
+        let applied = Applied {
+            ack: self.ack.clone(),
+            ticket: self.progress.as_ref().map(|p| p.ticket(max)),
+        };
         for (i, mut evs) in per.into_iter().enumerate() {
             while !evs.is_empty() {
                 let rest = if evs.len() > self.batch_events {
@@ -239,7 +393,7 @@ impl EventOut for Router {
                 } else {
                     Vec::new()
                 };
-                self.shards[i].send(evs, self.ack.clone()).await?;
+                self.shards[i].send(evs, applied.clone()).await?;
                 evs = rest;
             }
         }
@@ -289,5 +443,34 @@ mod tests {
         idle.observe(1000);
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert!(idle.effective_max_ms() >= 1010);
+    }
+
+    #[test]
+    fn a_following_hold_moves_only_past_a_complete_applied_prefix() {
+        let c = Arc::new(EventClock::new(None));
+        c.observe(50_000);
+        let g = c.hold_following(10_000, 1_000);
+        assert_eq!(c.effective_max_ms(), 10_000, "at the slot at first");
+        let p = g.progress();
+        let (t0, t1, t2) = (p.ticket(12_000), p.ticket(30_000), p.ticket(20_000));
+        drop(t1);
+        assert_eq!(
+            c.effective_max_ms(),
+            10_000,
+            "batch 0 is still queued: its events must not become late"
+        );
+        drop(t0);
+        assert_eq!(c.effective_max_ms(), 29_000, "prefix 0..=1 applied");
+        drop(t2);
+        assert_eq!(c.effective_max_ms(), 29_000, "never backwards");
+        // Never below the slot, and a fixed hold beside it still counts.
+        let early = c.hold(15_000);
+        assert_eq!(c.effective_max_ms(), 15_000);
+        drop(early);
+        drop(g);
+        assert_eq!(c.effective_max_ms(), 50_000);
+        let g = c.hold_following(40_000, 60_000);
+        drop(g.progress().ticket(45_000));
+        assert_eq!(c.effective_max_ms(), 40_000, "the slot is the floor");
     }
 }

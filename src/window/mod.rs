@@ -2,7 +2,8 @@
 //! identities hashed to it. It applies event batches, advances the
 //! watermark on a tick, and sends alerts to the sinks.
 //!
-//! Batches carry the SQS message's [`Ack`]; the actor drops it only after
+//! Batches carry the SQS message's [`Ack`](crate::ingest::ack::Ack) and the
+//! object's progress ticket ([`Applied`]); the actor drops them only after
 //! every event of the batch is applied, which is what lets the poller delete
 //! the message.
 
@@ -15,10 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use crate::decode::EventRef;
-use crate::ingest::ack::Ack;
 use crate::rules::RuleSet;
 use crate::rules::alert::Detection;
-use crate::shard::{EventClock, now_ms};
+use crate::shard::{Applied, EventClock, now_ms};
 use crate::sink::AlertSender;
 use crate::state::{StateStore, Store};
 use crate::telemetry::metrics;
@@ -27,7 +27,7 @@ use engine::{Engine, EngineConfig};
 enum ShardMsg {
     Events {
         events: Vec<EventRef>,
-        ack: Option<Ack>,
+        applied: Applied,
     },
     /// Close every window (end of replay), then reply.
     CloseAll { respond_to: oneshot::Sender<()> },
@@ -101,10 +101,11 @@ impl ShardHandle {
     }
 
     /// Send a batch; waits while the shard's channel is full (backpressure).
-    /// `Err` means the shard has stopped.
-    pub async fn send(&self, events: Vec<EventRef>, ack: Option<Ack>) -> Result<(), ()> {
+    /// `applied` is dropped once every event is applied. `Err` means the
+    /// shard has stopped.
+    pub async fn send(&self, events: Vec<EventRef>, applied: Applied) -> Result<(), ()> {
         self.tx
-            .send(ShardMsg::Events { events, ack })
+            .send(ShardMsg::Events { events, applied })
             .await
             .map_err(|_| ())
     }
@@ -154,10 +155,11 @@ impl Shard {
             tokio::select! {
                 msg = self.rx.recv() => match msg {
                     None => break,
-                    Some(ShardMsg::Events { events, ack }) => {
+                    Some(ShardMsg::Events { events, applied }) => {
                         self.apply(events).await;
-                        // Applied: the message may now be acknowledged.
-                        drop(ack);
+                        // Applied: the message may now be acknowledged, and
+                        // the object's hold may move past these events.
+                        drop(applied);
                     }
                     Some(ShardMsg::CloseAll { respond_to }) => {
                         self.engine.close_all(&mut self.out);
