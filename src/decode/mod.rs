@@ -110,6 +110,54 @@ pub trait EventOut {
 /// so reads are large enough that few do (~1 in 170 at CloudTrail's ~1.5 KB).
 const CHUNK: usize = 256 * 1024;
 
+/// Buffer of the compressed (or plain) input in front of the decoder: the
+/// decompressed side is what [`CHUNK`] sizes, so this can be smaller.
+const INPUT_CHUNK: usize = 64 * 1024;
+
+/// Read buffers of finished objects, reused: a CloudTrail object is often
+/// smaller than one buffer, and a fresh zeroed 256 KiB per object cost as
+/// much as a third of decoding a typical one.
+static READ_BUFFERS: std::sync::Mutex<Vec<Box<[u8]>>> = std::sync::Mutex::new(Vec::new());
+
+/// Buffers kept for reuse (more objects than this decoding at once allocate).
+const KEPT_BUFFERS: usize = 64;
+
+/// A [`CHUNK`]-sized read buffer, returned to [`READ_BUFFERS`] when dropped.
+struct ReadBuffer(Option<Box<[u8]>>);
+
+impl ReadBuffer {
+    fn take() -> Self {
+        let reused = READ_BUFFERS.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        Self(Some(
+            reused.unwrap_or_else(|| vec![0u8; CHUNK].into_boxed_slice()),
+        ))
+    }
+}
+
+impl std::ops::Deref for ReadBuffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for ReadBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.0.as_deref_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for ReadBuffer {
+    fn drop(&mut self) {
+        let mut kept = READ_BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < KEPT_BUFFERS
+            && let Some(b) = self.0.take()
+        {
+            kept.push(b);
+        }
+    }
+}
+
 thread_local! {
     /// One interner per worker thread, shared by the objects decoded on it:
     /// a CloudTrail object holds a few hundred records, too few for a
@@ -130,7 +178,7 @@ where
     R: AsyncRead + Unpin + Send,
     O: EventOut + Send,
 {
-    let mut buffered = BufReader::with_capacity(CHUNK, reader);
+    let mut buffered = BufReader::with_capacity(INPUT_CHUNK, reader);
     let head = buffered
         .fill_buf()
         .await
@@ -159,7 +207,7 @@ where
 {
     let mut splitter = RecordSplitter::new(limits.max_record_bytes);
     let mut stats = ObjectStats::default();
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = ReadBuffer::take();
     let mut batch: Vec<Event> = Vec::with_capacity(1024);
     loop {
         let n = match reader.read(&mut buf).await {
