@@ -27,8 +27,8 @@ pub fn now_ms() -> i64 {
 #[derive(Debug)]
 pub struct EventClock {
     max_event_ms: AtomicI64,
-    /// Replay: the delivery slot of the oldest object not yet fully read;
-    /// the watermark may not pass it (objects are read concurrently).
+    /// Replay: the lowest delivery slot among objects not yet started; the
+    /// watermark may not pass it (objects started hold it themselves).
     ceiling_ms: AtomicI64,
     /// Holds of objects being read: the watermark may not pass the lowest,
     /// so objects that arrive together (a catch-up after an outage) do not
@@ -127,7 +127,8 @@ impl EventClock {
         self.hold_until_wall_ms.store(wall_ms, Ordering::Release);
     }
 
-    /// Cap the effective time (replay: the oldest unfinished object's slot).
+    /// Cap the effective time (replay: the lowest slot of the objects not
+    /// yet started).
     pub fn set_ceiling(&self, ms: i64) {
         self.ceiling_ms.store(ms, Ordering::Release);
     }
