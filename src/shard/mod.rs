@@ -93,7 +93,8 @@ impl EventClock {
     /// `disorder_ms` (how far back in time the object's later records may
     /// go), whichever is later. A backfill object that spans hours then
     /// keeps only `disorder_ms` (plus lateness and windows) of its past in
-    /// memory, not all of it. Batches must carry [`SlotGuard::ticket`]s.
+    /// memory, not all of it. The object's router reports its batches
+    /// ([`Router::with_progress`]).
     pub fn hold_following(self: &Arc<Self>, slot_ms: i64, disorder_ms: i64) -> SlotGuard {
         self.register(HoldState::following(slot_ms, disorder_ms))
     }
