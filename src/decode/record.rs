@@ -307,6 +307,12 @@ impl<'a> Cursor<'a> {
 
     /// A string value, borrowed unless it holds escapes.
     fn string(&mut self) -> Result<Text<'a>, RecordError> {
+        self.text("string")
+    }
+
+    /// At an opening quote: the contents, borrowed unless they hold escapes
+    /// (unescaped, a bad escape reported as a bad `what`).
+    fn text(&mut self, what: &str) -> Result<Text<'a>, RecordError> {
         let open = self.i;
         let (raw, escaped) = self.raw_string()?;
         if !escaped {
@@ -315,7 +321,7 @@ impl<'a> Cursor<'a> {
         // Rare: let serde_json apply the escape rules.
         serde_json::from_slice::<String>(&self.b[open..self.i])
             .map(Text::Owned)
-            .map_err(|e| RecordError::Invalid(format!("bad string at byte {open}: {e}")))
+            .map_err(|e| RecordError::Invalid(format!("bad {what} at byte {open}: {e}")))
     }
 
     /// A member that must be a string or null.
@@ -411,21 +417,11 @@ impl<'a> Cursor<'a> {
             if self.peek() != Some(b'"') {
                 return Err(self.err("expected a member name"));
             }
-            let open = self.i;
-            let (raw, escaped) = self.raw_string()?;
-            let unescaped: String;
-            let key: &[u8] = if escaped {
-                unescaped = serde_json::from_slice(&self.b[open..self.i]).map_err(|e| {
-                    RecordError::Invalid(format!("bad member name at byte {open}: {e}"))
-                })?;
-                unescaped.as_bytes()
-            } else {
-                raw
-            };
+            let key = self.text("member name")?;
             self.ws();
             self.eat(b':', "expected ':'")?;
             self.ws();
-            member(self, key)?;
+            member(self, key.as_bytes())?;
             self.ws();
             match self.peek() {
                 Some(b',') => {
