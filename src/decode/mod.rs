@@ -236,17 +236,24 @@ where
                     too_many = true;
                     return;
                 }
-                match piece {
-                    Piece::Scanned(rec) => match rec.into_event(interner) {
-                        Ok(ev) => batch.push(ev),
-                        Err(e) => skip_record(&mut stats, &e),
-                    },
-                    Piece::Record(bytes) => match parse_record(bytes, interner) {
-                        Ok(ev) => batch.push(ev),
-                        Err(e) => skip_record(&mut stats, &e),
-                    },
-                    Piece::Oversized => *stats.skipped.entry("oversized").or_default() += 1,
-                    Piece::NonObject => *stats.skipped.entry("not_an_object").or_default() += 1,
+                let parsed = match piece {
+                    Piece::Scanned(rec) => rec.into_event(interner),
+                    Piece::Record(bytes) => parse_record(bytes, interner),
+                    Piece::Oversized => {
+                        *stats.skipped.entry("oversized").or_default() += 1;
+                        return;
+                    }
+                    Piece::NonObject => {
+                        *stats.skipped.entry("not_an_object").or_default() += 1;
+                        return;
+                    }
+                };
+                match parsed {
+                    Ok(ev) => batch.push(ev),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "Skipping record.");
+                        *stats.skipped.entry(e.reason()).or_default() += 1;
+                    }
                 }
             })
         });
@@ -259,11 +266,6 @@ where
     }
     splitter.finish()?;
     Ok(stats)
-}
-
-fn skip_record(stats: &mut ObjectStats, e: &record::RecordError) {
-    tracing::debug!(error = %e, "Skipping record.");
-    *stats.skipped.entry(e.reason()).or_default() += 1;
 }
 
 async fn flush<O: EventOut + Send>(batch: &mut Vec<Event>, out: &mut O) -> Result<(), DecodeError> {
