@@ -1154,12 +1154,9 @@ fn baseline_count(
     };
     let acc = &mut hours[i].1;
     acc.count += 1;
-    if acc.commands.len() < 50
-        && !acc
-            .commands
-            .iter()
-            .any(|c| Arc::ptr_eq(c, &e.name) || *c == e.name)
-    {
+    // `Arc<str>` equality compares addresses first, so interned names are
+    // found without comparing their bytes.
+    if acc.commands.len() < 50 && !acc.commands.contains(&e.name) {
         acc.commands.push(e.name.clone());
     }
     if acc.sample.len() < 20 {
