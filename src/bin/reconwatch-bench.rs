@@ -7,7 +7,13 @@
 //!   (`ingest::local::process_file` → `decode::decode_object`: gunzip, record
 //!   splitting, parsing into `Event`) into a sink that only counts.
 //!
-//! Both run on a single-threaded (current_thread) tokio runtime, read the
+//! * `engine <PATH>`: decode every file into memory first (not timed), then
+//!   time only the rule engine (`window::engine::Engine`, every default rule,
+//!   default pipeline settings) over the events, one object's batch at a time
+//!   as one shard would apply them. This is the share of replay that is not
+//!   decoding, measured without decoding's noise.
+//!
+//! All run on a single-threaded (current_thread) tokio runtime, read the
 //! files one after the other, and print one JSON line:
 //! `{"mode","files","compressed_bytes","decompressed_bytes","events","seconds",
 //! "events_per_sec","mb_per_sec",...,"peak_rss_mb"}` (MB = 10^6 bytes of
@@ -15,6 +21,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -22,9 +29,11 @@ use async_compression::tokio::bufread::GzipDecoder;
 use clap::{Parser, Subcommand};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
-use reconwatch::config::S3Config;
-use reconwatch::decode::{Event, EventOut, Limits};
+use reconwatch::config::{RulesConfig, S3Config};
+use reconwatch::decode::{Event, EventOut, EventRef, Limits};
 use reconwatch::ingest::local;
+use reconwatch::rules::alert::Detection;
+use reconwatch::window::engine::{Engine, EngineConfig};
 
 /// Physical-limit baselines for reconwatch's benchmarks.
 #[derive(Parser)]
@@ -50,6 +59,16 @@ enum Cmd {
         /// A file or a directory (recursive; the files `replay` would read).
         path: PathBuf,
     },
+    /// Decode every file under PATH into memory, then time the rule engine
+    /// alone over the events.
+    Engine {
+        /// A file or a directory (recursive; the files `replay` would read).
+        path: PathBuf,
+        /// Timed passes over the decoded events (each with a fresh engine);
+        /// the median is reported.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+    },
 }
 
 #[derive(Default)]
@@ -70,6 +89,44 @@ impl EventOut for Count {
         self.0 += events.len() as u64;
         Ok(())
     }
+}
+
+/// Keeps every event of one object, as the shard would receive them.
+#[derive(Default)]
+struct Keep(Vec<EventRef>);
+
+impl EventOut for Keep {
+    async fn push(&mut self, events: Vec<Event>) -> Result<(), ()> {
+        self.0.extend(events.into_iter().map(Arc::new));
+        Ok(())
+    }
+}
+
+/// Apply `objects` (delivery slot, one batch each, in replay order) to one
+/// engine with every default rule; returns (seconds, detections).
+///
+/// Before each batch the watermark moves as replay's event clock moves it:
+/// to the newest event applied, held back to the object's delivery slot.
+fn time_engine(objects: &[(Option<i64>, Vec<EventRef>)]) -> anyhow::Result<(f64, usize)> {
+    let rules = Arc::new(reconwatch::rules::load(&RulesConfig::default())?);
+    let mut engine = Engine::new(rules, EngineConfig::default());
+    let mut out: Vec<Detection> = Vec::new();
+    let mut detections = 0usize;
+    let mut newest = i64::MIN;
+    let started = Instant::now();
+    for (slot, batch) in objects {
+        engine.advance(newest.min(slot.unwrap_or(i64::MIN)), &mut out);
+        for e in batch {
+            newest = newest.max(e.time_ms);
+            engine.process(e.clone(), &mut out);
+        }
+        detections += out.len();
+        out.clear();
+        engine.flush_metrics();
+    }
+    engine.close_all(&mut out);
+    detections += out.len();
+    Ok((started.elapsed().as_secs_f64(), detections))
 }
 
 const CHUNK: usize = 64 * 1024;
@@ -103,11 +160,20 @@ async fn run(cmd: Cmd) -> anyhow::Result<serde_json::Value> {
     let (mode, path, known_events) = match &cmd {
         Cmd::Gunzip { path, events } => ("gunzip", path, *events),
         Cmd::Parse { path } => ("parse", path, None),
+        Cmd::Engine { path, .. } => ("engine", path, None),
     };
-    let files = local::list_files(path).with_context(|| format!("listing {}", path.display()))?;
+    let mut files =
+        local::list_files(path).with_context(|| format!("listing {}", path.display()))?;
+    let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    if let Cmd::Engine { .. } = &cmd {
+        files.sort_by(|a, b| {
+            local::replay_order(&name(a).unwrap_or_default(), &name(b).unwrap_or_default())
+        });
+    }
     let limits = Limits::from(&S3Config::default());
     let mut t = Totals::default();
     let mut buf = vec![0u8; CHUNK];
+    let mut objects: Vec<(Option<i64>, Vec<EventRef>)> = Vec::new();
     let started = Instant::now();
     for f in &files {
         t.files += 1;
@@ -127,12 +193,36 @@ async fn run(cmd: Cmd) -> anyhow::Result<serde_json::Value> {
                 t.events += count.0;
                 t.skipped += stats.skipped_total();
             }
+            Cmd::Engine { .. } => {
+                let mut keep = Keep::default();
+                let stats = local::process_file(f, limits, &mut keep)
+                    .await
+                    .with_context(|| format!("{}", f.display()))?;
+                t.decompressed += stats.bytes;
+                t.events += keep.0.len() as u64;
+                t.skipped += stats.skipped_total();
+                let slot = name(f).and_then(|n| local::cloudtrail_slot_ms(&n));
+                objects.push((slot, keep.0));
+            }
         }
     }
-    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let mut secs = started.elapsed().as_secs_f64();
+    let mut detections = None;
+    let mut all_seconds = Vec::new();
+    if let Cmd::Engine { repeat, .. } = &cmd {
+        for _ in 0..(*repeat).max(1) {
+            let (s, d) = time_engine(&objects)?;
+            all_seconds.push(round3(s));
+            detections = Some(d);
+        }
+        let mut sorted = all_seconds.clone();
+        sorted.sort_by(f64::total_cmp);
+        secs = sorted[sorted.len() / 2];
+    }
+    let secs = secs.max(1e-9);
     let events = match &cmd {
         Cmd::Gunzip { .. } => known_events,
-        Cmd::Parse { .. } => Some(t.events),
+        Cmd::Parse { .. } | Cmd::Engine { .. } => Some(t.events),
     };
     Ok(serde_json::json!({
         "mode": mode,
@@ -146,6 +236,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<serde_json::Value> {
         "mb_per_sec": round3(t.decompressed as f64 / 1e6 / secs),
         "compressed_mb_per_sec": round3(t.compressed as f64 / 1e6 / secs),
         "threads": "tokio current_thread",
+        "detections": detections,
+        "all_seconds": all_seconds,
         "peak_rss_mb": reconwatch::telemetry::peak_rss_mb().map(round3),
     }))
 }
