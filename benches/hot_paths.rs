@@ -218,7 +218,7 @@ fn event_mix(corpus: &Corpus, n: usize) -> Vec<EventRef> {
             names.push((e.name.clone(), e.source.clone()));
         }
     }
-    let sym = |s: &str| -> Sym { Arc::from(s) };
+    let sym = |s: &str| -> Sym { Sym::from(s) };
     let discovery: Vec<(Sym, Sym)> = [
         ("DescribeInstances", "ec2"),
         ("DescribeSecurityGroups", "ec2"),

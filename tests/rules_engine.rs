@@ -619,3 +619,34 @@ fn persisted_state_survives_close_all_and_restores_into_a_new_engine() {
     let mut fresh = engine(rules_with(""));
     assert!(fired(&run(&mut fresh, &stranger), "discovery_new_source_ip").is_empty());
 }
+
+#[test]
+fn new_terms_last_seen_is_saved_once_per_hour_not_per_event() {
+    let mut e = engine(rules_with(""));
+    let at = |ms: i64, id: u64| {
+        let mut x = Ev::new(ms, "DescribeInstances");
+        x.id = id;
+        x
+    };
+    let saved = |e: &mut Engine| -> Option<(String, String)> {
+        let dirty = e.take_dirty();
+        let (_, items) = dirty
+            .into_iter()
+            .find(|(ns, _)| ns == "new_terms/discovery_new_source_ip")?;
+        items
+            .into_iter()
+            .find(|(k, _)| k == ALICE)
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+    };
+    let (t1, t2, t3) = (T0 + 60_000, T0 + 1_800_000, T0 + 3_660_000);
+    run(&mut e, &[at(t1, 1)]);
+    let first = saved(&mut e).expect("a new term is saved");
+    assert_eq!(first.1, format!(r#"{{"203.0.113.50":[{t1},{t1}]}}"#));
+    // Seen again within the same hour: nothing worth a write.
+    run(&mut e, &[at(t2, 2)]);
+    assert_eq!(saved(&mut e), None);
+    // Seen in the next hour: saved, with every update so far.
+    run(&mut e, &[at(t3, 3)]);
+    let later = saved(&mut e).expect("an hour later last-seen is saved");
+    assert_eq!(later.1, format!(r#"{{"203.0.113.50":[{t1},{t3}]}}"#));
+}

@@ -7,8 +7,6 @@
 //! names, regions, identities, user agents) are interned. The unit tests check
 //! it against a serde_json reference on every bundled dataset record.
 
-use std::sync::Arc;
-
 use memchr::memchr2;
 use rustc_hash::FxHashMap;
 
@@ -86,7 +84,7 @@ impl Interner {
         if self.map.len() >= self.cap {
             self.map.clear();
         }
-        let sym: Sym = Arc::from(s);
+        let sym = Sym::new(s);
         self.map.insert(Box::from(s.as_bytes()), sym.clone());
         sym
     }
@@ -972,7 +970,7 @@ mod tests {
     fn interner_shares_and_stays_bounded() {
         let mut i = Interner::with_capacity(2);
         let a = i.intern("a");
-        assert!(Arc::ptr_eq(&a, &i.intern("a")));
+        assert!(Sym::ptr_eq(&a, &i.intern("a")));
         i.intern("b");
         i.intern("c");
         assert!(i.map.len() <= 2);

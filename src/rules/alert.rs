@@ -433,15 +433,15 @@ mod tests {
 
     #[test]
     fn alert_ids_are_stable_and_distinct() {
-        let g: Vec<Sym> = vec![Arc::from("arn:aws:iam::1:user/a")];
+        let g: Vec<Sym> = vec![Sym::from("arn:aws:iam::1:user/a")];
         let a = alert_id("discovery_cli", &g, 7);
         assert_eq!(a, alert_id("discovery_cli", &g, 7));
         assert_eq!(a.len(), 32);
         assert_ne!(a, alert_id("discovery_cli", &g, 8));
         assert_ne!(a, alert_id("api_recon_spike", &g, 7));
         // Group fields are separated, so ("ab","c") != ("a","bc").
-        let g1: Vec<Sym> = vec![Arc::from("ab"), Arc::from("c")];
-        let g2: Vec<Sym> = vec![Arc::from("a"), Arc::from("bc")];
+        let g1: Vec<Sym> = vec![Sym::from("ab"), Sym::from("c")];
+        let g2: Vec<Sym> = vec![Sym::from("a"), Sym::from("bc")];
         assert_ne!(alert_id("r", &g1, 0), alert_id("r", &g2, 0));
     }
 }

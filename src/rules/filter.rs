@@ -73,9 +73,20 @@ impl CompiledCondition {
         })
     }
 
+    /// The field the condition reads.
+    pub fn field(&self) -> Field {
+        self.field
+    }
+
     /// Whether the event satisfies every operator.
     pub fn matches(&self, e: &Event) -> bool {
-        let v = e.get(self.field).filter(|s| !s.is_empty());
+        self.matches_value(e.get(self.field))
+    }
+
+    /// Whether a value of the condition's field (`None`: the record lacks
+    /// it) satisfies every operator. An empty value counts as missing.
+    pub fn matches_value(&self, v: Option<&str>) -> bool {
+        let v = v.filter(|s| !s.is_empty());
         if let Some(want) = self.exists
             && v.is_some() != want
         {
@@ -105,40 +116,6 @@ impl CompiledCondition {
             return false;
         }
         true
-    }
-}
-
-/// Outcome cache of one condition. A condition reads one field, and field
-/// values are interned, so the outcome is a function of the value's address
-/// for as long as the cache keeps the value alive (it holds a clone). Eight
-/// of nine default rules test every event; this turns their prefix and set
-/// tests into one pointer-keyed lookup.
-#[derive(Debug, Default)]
-pub struct ConditionMemo {
-    map: rustc_hash::FxHashMap<usize, (Option<crate::decode::Sym>, bool)>,
-}
-
-/// Entries before a memo starts over (high-cardinality fields: IPs, keys).
-const MEMO_CAP: usize = 16_384;
-
-impl ConditionMemo {
-    /// `c.matches(e)`, remembered.
-    pub fn matches(&mut self, c: &CompiledCondition, e: &Event) -> bool {
-        let key = e.get(c.field).map_or(0, |v| v.as_ptr() as usize);
-        if let Some((_, hit)) = self.map.get(&key) {
-            return *hit;
-        }
-        let outcome = c.matches(e);
-        if self.map.len() >= MEMO_CAP {
-            self.map.clear();
-        }
-        // `console_session` is a static string, not interned: nothing to keep.
-        let keep = match c.field {
-            Field::ConsoleSession => None,
-            f => e.get_sym(f),
-        };
-        self.map.insert(key, (keep, outcome));
-        outcome
     }
 }
 
@@ -207,43 +184,51 @@ impl Allowlist {
             && self.accounts.is_empty()
     }
 
+    /// The fields the entries read (each entry reads one).
+    pub fn fields(&self) -> Vec<Field> {
+        let mut out = Vec::new();
+        if self.identities.is_some() || !self.role_names.is_empty() {
+            out.push(Field::Identity);
+        }
+        if self.user_agents.is_some() {
+            out.push(Field::UserAgent);
+        }
+        if !self.cidrs.is_empty() {
+            out.push(Field::SourceIp);
+        }
+        if !self.accounts.is_empty() {
+            out.push(Field::AccountId);
+        }
+        out
+    }
+
     /// Whether the event is allowlisted.
     pub fn matches(&self, e: &Event) -> bool {
-        if self.is_empty() {
+        self.fields()
+            .into_iter()
+            .any(|f| self.matches_field(f, e.get(f)))
+    }
+
+    /// Whether an entry on `field` matches its value (`None`: missing).
+    pub fn matches_field(&self, field: Field, value: Option<&str>) -> bool {
+        let Some(v) = value else {
             return false;
+        };
+        match field {
+            Field::Identity => {
+                self.identities.as_ref().is_some_and(|g| g.is_match(v))
+                    || (!self.role_names.is_empty()
+                        && role_name(v).is_some_and(|r| self.role_names.contains(r)))
+            }
+            Field::UserAgent => self.user_agents.as_ref().is_some_and(|g| g.is_match(v)),
+            Field::SourceIp => {
+                !self.cidrs.is_empty()
+                    && v.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| self.cidrs.iter().any(|n| n.contains(&ip)))
+            }
+            Field::AccountId => self.accounts.contains(v),
+            _ => false,
         }
-        if self
-            .identities
-            .as_ref()
-            .is_some_and(|g| g.is_match(&*e.identity))
-        {
-            return true;
-        }
-        if !self.role_names.is_empty()
-            && role_name(&e.identity).is_some_and(|r| self.role_names.contains(r))
-        {
-            return true;
-        }
-        if let (Some(g), Some(ua)) = (&self.user_agents, e.user_agent.as_deref())
-            && g.is_match(ua)
-        {
-            return true;
-        }
-        if !self.cidrs.is_empty()
-            && let Some(ip) = e
-                .source_ip
-                .as_deref()
-                .and_then(|s| s.parse::<std::net::IpAddr>().ok())
-            && self.cidrs.iter().any(|n| n.contains(&ip))
-        {
-            return true;
-        }
-        if let Some(acct) = e.account_id.as_deref()
-            && self.accounts.contains(acct)
-        {
-            return true;
-        }
-        false
     }
 }
 
@@ -251,68 +236,25 @@ impl Allowlist {
 mod tests {
     use super::*;
     use crate::decode::IdentitySource;
-    use std::sync::Arc;
+    use crate::decode::Sym;
 
     fn ev(identity: &str, ua: &str, ip: &str) -> Event {
         Event {
             time_ms: 0,
             id: 1,
-            name: Arc::from("DescribeInstances"),
-            source: Arc::from("ec2.amazonaws.com"),
-            region: Arc::from("us-east-1"),
-            source_ip: Some(Arc::from(ip)),
-            user_agent: Some(Arc::from(ua)),
+            name: Sym::from("DescribeInstances"),
+            source: Sym::from("ec2.amazonaws.com"),
+            region: Sym::from("us-east-1"),
+            source_ip: Some(Sym::from(ip)),
+            user_agent: Some(Sym::from(ua)),
             error_code: None,
-            account_id: Some(Arc::from("111122223333")),
-            identity: Arc::from(identity),
+            account_id: Some(Sym::from("111122223333")),
+            identity: Sym::from(identity),
             identity_source: IdentitySource::Arn,
-            identity_type: Some(Arc::from("AssumedRole")),
+            identity_type: Some(Sym::from("AssumedRole")),
             access_key_id: None,
             console_session: false,
         }
-    }
-
-    #[test]
-    fn memo_agrees_with_direct_evaluation_as_values_come_and_go() {
-        let cond = |toml_text: &str| {
-            let c: Condition = toml::from_str(toml_text).unwrap();
-            CompiledCondition::compile(&c).unwrap()
-        };
-        let conds = [
-            cond(
-                r#"field = "user_agent"
-starts_with = ["aws-cli/", "[aws-cli/"]"#,
-            ),
-            cond(
-                r#"field = "source_ip"
-not_glob = ["*.amazonaws.com"]"#,
-            ),
-            cond(
-                r#"field = "console_session"
-not_in = ["true"]"#,
-            ),
-            cond(
-                r#"field = "error_code"
-exists = false"#,
-            ),
-        ];
-        let mut memos: Vec<ConditionMemo> =
-            (0..conds.len()).map(|_| ConditionMemo::default()).collect();
-        let uas = ["aws-cli/2.15 Python", "[aws-cli/2.1]", "Boto3/1.34", ""];
-        let ips = ["203.0.113.9", "config.amazonaws.com", "198.51.100.1"];
-        // Fresh allocations every round: freed values' addresses get reused,
-        // which must never return another value's outcome.
-        for round in 0..MEMO_CAP * 2 + 50 {
-            let mut e = ev("arn:aws:iam::1:user/a", uas[round % 4], ips[round % 3]);
-            e.console_session = round % 5 == 0;
-            if round % 7 == 0 {
-                e.error_code = Some(Arc::from("AccessDenied"));
-            }
-            for (c, m) in conds.iter().zip(memos.iter_mut()) {
-                assert_eq!(m.matches(c, &e), c.matches(&e), "round {round}");
-            }
-        }
-        assert!(memos.iter().all(|m| m.map.len() <= MEMO_CAP));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod alert;
 pub mod density;
 pub mod filter;
+pub mod gate;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashSet};
@@ -36,10 +37,6 @@ pub const DEFAULT_RULE_FILES: [(&str, &str); 4] = [
     ),
 ];
 
-/// Per-rule condition outcome caches (see [`filter::ConditionMemo`]).
-#[derive(Debug, Default)]
-pub struct RuleMemo(Vec<filter::ConditionMemo>);
-
 /// A validated rule ready for evaluation.
 #[derive(Debug)]
 pub struct CompiledRule {
@@ -63,19 +60,11 @@ impl CompiledRule {
         &self.spec.id
     }
 
-    /// Filter and allowlists (the rule's and the global one), with each
-    /// condition's outcome remembered per value in `memo` (one per rule,
-    /// owned by the caller's thread).
-    pub fn accepts(&self, e: &Event, global: &Allowlist, memo: &mut RuleMemo) -> bool {
-        if memo.0.len() != self.conditions.len() {
-            memo.0 = (0..self.conditions.len())
-                .map(|_| filter::ConditionMemo::default())
-                .collect();
-        }
-        self.conditions
-            .iter()
-            .zip(memo.0.iter_mut())
-            .all(|(c, m)| m.matches(c, e))
+    /// Filter and allowlists (the rule's and the global one), evaluated
+    /// directly. The engine asks the rule set's [`gate::Gate`] instead, which
+    /// remembers outcomes per field value.
+    pub fn accepts(&self, e: &Event, global: &Allowlist) -> bool {
+        self.conditions.iter().all(|c| c.matches(e))
             && !self.allowlist.matches(e)
             && !global.matches(e)
     }
@@ -93,6 +82,8 @@ pub struct RuleSet {
     pub rules: Vec<Arc<CompiledRule>>,
     /// The global allowlist.
     pub global_allowlist: Allowlist,
+    /// Every rule's filter and allowlists, and the global allowlist, by field.
+    pub gate: gate::Gate,
 }
 
 impl RuleSet {
@@ -181,6 +172,13 @@ pub fn compile(specs: Vec<RuleSpec>, cfg: &RulesConfig) -> Result<RuleSet, Confi
         Allowlist::default()
     });
     let enabled: Vec<RuleSpec> = specs.into_iter().filter(|r| r.enabled).collect();
+    if enabled.len() > gate::MAX_RULES {
+        problems.push(format!(
+            "rules: at most {} rules can be enabled (got {})",
+            gate::MAX_RULES,
+            enabled.len()
+        ));
+    }
     let kinds: BTreeMap<&str, RuleKind> = enabled.iter().map(|r| (r.id.as_str(), r.kind)).collect();
     let mut seen = HashSet::new();
     let mut compiled = Vec::new();
@@ -407,10 +405,12 @@ pub fn compile(specs: Vec<RuleSpec>, cfg: &RulesConfig) -> Result<RuleSet, Confi
             r.index = i;
             Arc::new(r)
         })
-        .collect();
+        .collect::<Vec<Arc<CompiledRule>>>();
+    let gate = gate::Gate::new(&rules, &global_allowlist);
     Ok(RuleSet {
         rules,
         global_allowlist,
+        gate,
     })
 }
 
@@ -524,6 +524,25 @@ window = { size_secs = 5 }
         };
         let err = load(&cfg).unwrap_err().to_string();
         assert!(err.contains("recon_chain"), "{err}");
+    }
+
+    #[test]
+    fn at_most_max_rules_can_be_enabled() {
+        let rule = |i: usize| {
+            format!(
+                "[[rule]]\nid = \"r{i}\"\nname = \"r\"\nkind = \"match\"\nseverity = \"low\"\n\
+                 risk_score = 1\nsummary = \"x\"\nfilter = [{{ field = \"event_name\", in = [\"X{i}\"] }}]\n"
+            )
+        };
+        let many = |n: usize| -> RulesConfig {
+            toml::from_str(&(0..n).map(rule).collect::<String>()).unwrap()
+        };
+        let defaults = load(&RulesConfig::default()).unwrap().rules.len();
+        assert!(load(&many(gate::MAX_RULES - defaults)).is_ok());
+        let err = load(&many(gate::MAX_RULES - defaults + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 256 rules"), "{err}");
     }
 
     #[test]

@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules::alert::{BaselineFacts, Detection, GroupKey, alert_id, episode, sort_distinct};
 use crate::rules::density::{Dist, Fit, round4};
+use crate::rules::gate::GateMemo;
 use crate::rules::spec::{BaselineSpec, RuleKind, WindowMode};
-use crate::rules::{CompiledRule, RuleMemo, RuleSet};
+use crate::rules::{CompiledRule, RuleSet};
 use crate::telemetry::metrics;
 
 /// Engine tunables.
@@ -83,8 +84,8 @@ pub struct Engine {
     /// For each rule index, the consumer rules fed by its detections.
     consumers: Vec<Vec<usize>>,
     counts: LocalCounts,
-    /// Per-rule filter outcome caches.
-    memos: Vec<RuleMemo>,
+    /// Filter outcomes per field value.
+    gate: GateMemo,
 }
 
 #[derive(Debug)]
@@ -288,11 +289,20 @@ impl Dedup {
     }
 }
 
+/// The group of `key`, created empty on first use (the key is cloned only
+/// then: lookups by reference cost no reference-count traffic).
+fn group_mut<'m, G: Default>(groups: &'m mut FxHashMap<GroupKey, G>, key: &GroupKey) -> &'m mut G {
+    if !groups.contains_key(key) {
+        groups.insert(key.clone(), G::default());
+    }
+    groups.get_mut(key).expect("present or just inserted")
+}
+
 fn group_key(rule: &CompiledRule, e: &EventRef) -> GroupKey {
     rule.spec
         .group_by
         .iter()
-        .map(|f| e.get_sym(*f).unwrap_or_else(|| Arc::from("")))
+        .map(|f| e.get_sym(*f).unwrap_or_else(|| Sym::new("")))
         .collect()
 }
 
@@ -377,7 +387,7 @@ impl Engine {
             },
             states,
             consumers,
-            memos: (0..n).map(|_| RuleMemo::default()).collect(),
+            gate: GateMemo::default(),
         }
     }
 
@@ -408,48 +418,50 @@ impl Engine {
         self.newest_event_ms = self.newest_event_ms.max(e.time_ms);
         let start = out.len();
         let rules = self.rules.clone();
+        let rejected = self.gate.rejected(&rules.gate, &e);
+        // Most rules group by identity alone: that key is built once per
+        // event and lent to each of them; state maps clone it only when they
+        // create a group.
+        let mut by_identity: Option<GroupKey> = None;
+        let mut other: GroupKey;
         for rule in &rules.rules {
             let is_trigger_fed = rule
                 .spec
                 .new_terms
                 .as_ref()
                 .is_some_and(|n| n.trigger.is_some());
-            if rule.spec.kind == RuleKind::Correlation {
-                continue;
-            }
-            if !rule.accepts(&e, &rules.global_allowlist, &mut self.memos[rule.index]) {
+            if rule.spec.kind == RuleKind::Correlation || rejected.contains(rule.index) {
                 continue;
             }
             self.counts.matches[rule.index] += 1;
+            let key: &GroupKey = if rule.spec.group_by[..] == [Field::Identity] {
+                by_identity.get_or_insert_with(|| std::iter::once(e.identity.clone()).collect())
+            } else {
+                other = group_key(rule, &e);
+                &other
+            };
             let det = match &mut self.states[rule.index] {
                 RuleState::Sliding(groups, sup) => {
-                    let key = group_key(rule, &e);
-                    sliding_insert(
-                        rule,
-                        groups,
-                        sup,
-                        key,
-                        e.clone(),
-                        &self.cfg,
-                        &mut self.counts,
-                    )
+                    sliding_insert(rule, groups, sup, key, &e, &self.cfg, &mut self.counts)
                 }
                 RuleState::Tumbling(groups, sup) => {
-                    let key = group_key(rule, &e);
-                    tumbling_insert(rule, groups, sup, key, e.clone(), &self.cfg)
+                    tumbling_insert(rule, groups, sup, key, &e, &self.cfg)
                 }
                 RuleState::Match(sup) => {
-                    let key = group_key(rule, &e);
-                    if sup.suppressed(rule, &key, e.time_ms) {
+                    if sup.suppressed(rule, key, e.time_ms) {
                         self.counts.suppressed[rule.index] += 1;
                         None
                     } else {
                         sup.record(key.clone(), e.time_ms);
-                        Some(single_event_detection(rule, key, e.clone(), Vec::new()))
+                        Some(single_event_detection(
+                            rule,
+                            key.clone(),
+                            e.clone(),
+                            Vec::new(),
+                        ))
                     }
                 }
                 RuleState::NewTerms(st, sup) => {
-                    let key = group_key(rule, &e);
                     new_terms_learn(rule, st, sup, key, &e, is_trigger_fed)
                 }
                 RuleState::Correlation(..) => None,
@@ -626,7 +638,7 @@ impl Engine {
                     }
                     match serde_json::from_slice::<IdentityBaseline>(&v) {
                         Ok(b) => {
-                            st.identities.insert(Arc::from(k.as_str()), b);
+                            st.identities.insert(Sym::from(k), b);
                         }
                         Err(e) => {
                             tracing::error!(ns, key = %k, error = %e, "Unreadable baseline entry skipped.")
@@ -649,13 +661,10 @@ impl Engine {
                     }
                     match serde_json::from_slice::<BTreeMap<String, (i64, i64)>>(&v) {
                         Ok(terms) => {
-                            let key: GroupKey = k.split('\u{1f}').map(Arc::from).collect();
+                            let key: GroupKey = k.split('\u{1f}').map(Sym::new).collect();
                             st.seen.insert(
                                 key,
-                                terms
-                                    .into_iter()
-                                    .map(|(t, v)| (Arc::from(t.as_str()), v))
-                                    .collect(),
+                                terms.into_iter().map(|(t, v)| (Sym::new(&t), v)).collect(),
                             );
                         }
                         Err(e) => {
@@ -781,8 +790,8 @@ fn sliding_insert(
     rule: &Arc<CompiledRule>,
     groups: &mut FxHashMap<GroupKey, SlidingGroup>,
     sup: &mut Suppression,
-    key: GroupKey,
-    e: EventRef,
+    key: &GroupKey,
+    e: &EventRef,
     cfg: &EngineConfig,
     counts: &mut LocalCounts,
 ) -> Option<Detection> {
@@ -790,12 +799,12 @@ fn sliding_insert(
     let (min_d, min_e) = minimums(rule);
     let w = rule.window_ms;
     let t = e.time_ms;
-    let g = groups.entry(key.clone()).or_default();
-    remember(&mut g.counts, field, &e);
+    let g = group_mut(groups, key);
+    remember(&mut g.counts, field, e);
     if g.sorted == g.events.len() && g.events.back().is_none_or(|b| b.time_ms <= t) {
         g.sorted += 1;
     }
-    g.events.push_back(e);
+    g.events.push_back(e.clone());
     // The cap is enforced with 1/8 slack so a group at its cap sorts once
     // per cap/8 events, not on every event.
     let cap = cfg.max_events_per_group.max(1);
@@ -814,7 +823,7 @@ fn sliding_insert(
     if g.counts.len() < min_d || g.events.len() < min_e.max(1) {
         return None;
     }
-    if sup.suppressed(rule, &key, t) {
+    if sup.suppressed(rule, key, t) {
         // Inside a suppression period the sweep is skipped entirely; this is
         // what keeps a noisy identity cheap once it has alerted.
         counts.suppressed[rule.index] += 1;
@@ -849,14 +858,14 @@ fn sliding_insert(
             let start = ev[l].time_ms;
             sup.record(key.clone(), start);
             return Some(Detection {
-                alert_id: alert_id(rule.id(), &key, episode(rule, start)),
+                alert_id: alert_id(rule.id(), key, episode(rule, start)),
                 window_start_ms: start,
                 window_end_ms: ev[r].time_ms,
                 event_count: events.len() as u64,
                 distinct: distinct_of(&events, field),
                 events,
                 rule: rule.clone(),
-                group: key,
+                group: key.clone(),
                 signals: Vec::new(),
                 new_terms: Vec::new(),
                 is_update: false,
@@ -874,22 +883,22 @@ fn tumbling_insert(
     rule: &Arc<CompiledRule>,
     groups: &mut FxHashMap<GroupKey, TumblingGroup>,
     sup: &mut Suppression,
-    key: GroupKey,
-    e: EventRef,
+    key: &GroupKey,
+    e: &EventRef,
     cfg: &EngineConfig,
 ) -> Option<Detection> {
     let field = distinct_field(rule);
     let (min_d, min_e) = minimums(rule);
     let w = rule.window_ms;
     let b = e.time_ms.div_euclid(w) * w;
-    let g = groups.entry(key.clone()).or_default();
+    let g = group_mut(groups, key);
     let bucket = g.buckets.entry(b).or_default();
     if let Some(v) = field.and_then(|f| e.get_sym(f)) {
         *bucket.counts.entry(v).or_default() += 1;
     }
     bucket.events += 1;
     if bucket.sample.len() < cfg.max_events_per_group {
-        bucket.sample.push(e);
+        bucket.sample.push(e.clone());
     }
     if bucket.fired.is_some()
         || bucket.counts.len() < min_d
@@ -897,13 +906,13 @@ fn tumbling_insert(
     {
         return None;
     }
-    if sup.suppressed(rule, &key, b) {
+    if sup.suppressed(rule, key, b) {
         return None;
     }
     sup.record(key.clone(), b);
-    let id = alert_id(rule.id(), &key, episode(rule, b));
+    let id = alert_id(rule.id(), key, episode(rule, b));
     bucket.fired = Some((id.clone(), bucket.events, bucket.counts.len()));
-    Some(bucket_detection(rule, key, b, bucket, id, false))
+    Some(bucket_detection(rule, key.clone(), b, bucket, id, false))
 }
 
 fn bucket_detection(
@@ -981,37 +990,53 @@ fn new_terms_learn(
     rule: &Arc<CompiledRule>,
     st: &mut NewTermsState,
     sup: &mut Suppression,
-    key: GroupKey,
+    key: &GroupKey,
     e: &EventRef,
     triggered_rule: bool,
 ) -> Option<Detection> {
     let spec = rule.spec.new_terms.as_ref().expect("validated");
-    let term = e.get_sym(spec.term_field).filter(|s| !s.is_empty())?;
+    let term = e.get(spec.term_field).filter(|s| !s.is_empty())?;
     let t = e.time_ms;
     st.learning_start_ms = Some(st.learning_start_ms.map_or(t, |s| s.min(t)));
     let hist = spec.history_days as i64 * DAY_MS;
-    st.dirty.insert(key.clone());
-    let terms = st.seen.entry(key.clone()).or_default();
-    let is_new = match terms.get_mut(&term) {
+    let terms = group_mut(&mut st.seen, key);
+    let (is_new, changed) = match terms.get_mut(term) {
         Some((first, last)) => {
             let was_forgotten = t.saturating_sub(*last) > hist;
-            *first = if was_forgotten { t } else { (*first).min(t) };
+            let new_first = if was_forgotten { t } else { (*first).min(t) };
+            // Last-seen is saved when it enters a new hour, so the saved
+            // value is at most an hour old: it only decides when a term is
+            // forgotten (after days), and saving on every event would rewrite
+            // a busy identity's terms constantly.
+            let changed = new_first != *first
+                || (t > *last && t.div_euclid(HOUR_MS) != last.div_euclid(HOUR_MS));
+            *first = new_first;
             *last = (*last).max(t);
-            was_forgotten
+            (was_forgotten, changed)
         }
         None => {
-            terms.insert(term.clone(), (t, t));
-            true
+            let sym = e.get_sym(spec.term_field).expect("present: read above");
+            terms.insert(sym, (t, t));
+            (true, true)
         }
     };
+    if changed && !st.dirty.contains(key) {
+        st.dirty.insert(key.clone());
+    }
     if triggered_rule || !is_new || !warmed_up(rule, st, t) {
         return None;
     }
-    if sup.suppressed(rule, &key, t) {
+    if sup.suppressed(rule, key, t) {
         return None;
     }
     sup.record(key.clone(), t);
-    Some(single_event_detection(rule, key, e.clone(), vec![term]))
+    let term = e.get_sym(spec.term_field).expect("present: read above");
+    Some(single_event_detection(
+        rule,
+        key.clone(),
+        e.clone(),
+        vec![term],
+    ))
 }
 
 /// A trigger rule detected: report the terms of its events that were first
@@ -1037,7 +1062,7 @@ fn new_terms_triggered(
                 .events
                 .first()
                 .and_then(|e| e.get_sym(*other))
-                .unwrap_or_else(|| Arc::from("")),
+                .unwrap_or_else(|| Sym::new("")),
         })
         .collect();
     let terms = st.seen.get(&key)?;
@@ -1154,8 +1179,8 @@ fn baseline_count(
     };
     let acc = &mut hours[i].1;
     acc.count += 1;
-    // `Arc<str>` equality compares addresses first, so interned names are
-    // found without comparing their bytes.
+    // `Sym` equality compares addresses first, so interned names are found
+    // without comparing their bytes.
     if acc.commands.len() < 50 && !acc.commands.contains(&e.name) {
         acc.commands.push(e.name.clone());
     }
