@@ -233,8 +233,9 @@ async fn run(cmd: Cmd) -> anyhow::Result<serde_json::Value> {
         "records_skipped": t.skipped,
         "seconds": round3(secs),
         "events_per_sec": events.map(|e| (e as f64 / secs).round()),
-        "mb_per_sec": round3(t.decompressed as f64 / 1e6 / secs),
-        "compressed_mb_per_sec": round3(t.compressed as f64 / 1e6 / secs),
+        // Bytes per second mean nothing for the engine, which reads events.
+        "mb_per_sec": (mode != "engine").then(|| round3(t.decompressed as f64 / 1e6 / secs)),
+        "compressed_mb_per_sec": (mode != "engine").then(|| round3(t.compressed as f64 / 1e6 / secs)),
         "threads": "tokio current_thread",
         "detections": detections,
         "all_seconds": all_seconds,

@@ -289,9 +289,12 @@ impl Dedup {
     }
 }
 
-/// The group of `key`, created empty on first use (the key is cloned only
-/// then: lookups by reference cost no reference-count traffic).
-fn group_mut<'m, G: Default>(groups: &'m mut FxHashMap<GroupKey, G>, key: &GroupKey) -> &'m mut G {
+/// The state under `key`, created empty on first use (the key is cloned
+/// only then: lookups by reference cost no reference-count traffic).
+fn group_mut<'m, K: Clone + Eq + std::hash::Hash, G: Default>(
+    groups: &'m mut FxHashMap<K, G>,
+    key: &K,
+) -> &'m mut G {
     if !groups.contains_key(key) {
         groups.insert(key.clone(), G::default());
     }
@@ -1169,7 +1172,7 @@ fn baseline_count(
 ) -> Option<Detection> {
     let spec = rule.spec.baseline.as_ref().expect("validated");
     let hour = e.time_ms.div_euclid(HOUR_MS) * HOUR_MS;
-    let hours = st.open.entry(e.identity.clone()).or_default();
+    let hours = group_mut(&mut st.open, &e.identity);
     let i = match hours.binary_search_by_key(&hour, |(h, _)| *h) {
         Ok(i) => i,
         Err(i) => {
