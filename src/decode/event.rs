@@ -238,6 +238,26 @@ impl Event {
         }
     }
 
+    /// The value of `field` as a symbol, borrowed: map lookups by `&Sym`
+    /// compare addresses first, lookups by `&str` always compare bytes.
+    pub fn sym(&self, field: Field) -> Option<&Sym> {
+        static CONSOLE: std::sync::LazyLock<[Sym; 2]> =
+            std::sync::LazyLock::new(|| [Sym::new(FALSE), Sym::new(TRUE)]);
+        match field {
+            Field::Identity => Some(&self.identity),
+            Field::IdentityType => self.identity_type.as_ref(),
+            Field::AccessKeyId => self.access_key_id.as_ref(),
+            Field::EventName => Some(&self.name),
+            Field::EventSource => Some(&self.source),
+            Field::AwsRegion => Some(&self.region),
+            Field::SourceIp => self.source_ip.as_ref(),
+            Field::UserAgent => self.user_agent.as_ref(),
+            Field::AccountId => self.account_id.as_ref(),
+            Field::ErrorCode => self.error_code.as_ref(),
+            Field::ConsoleSession => Some(&CONSOLE[self.console_session as usize]),
+        }
+    }
+
     /// The value of `field` as a shared symbol (cheap to keep).
     pub fn get_sym(&self, field: Field) -> Option<Sym> {
         match field {
@@ -251,9 +271,7 @@ impl Event {
             Field::UserAgent => self.user_agent.clone(),
             Field::AccountId => self.account_id.clone(),
             Field::ErrorCode => self.error_code.clone(),
-            Field::ConsoleSession => {
-                Some(Sym::new(if self.console_session { TRUE } else { FALSE }))
-            }
+            Field::ConsoleSession => self.sym(field).cloned(),
         }
     }
 

@@ -758,13 +758,18 @@ impl Engine {
 }
 
 fn remember(counts: &mut FxHashMap<Sym, u32>, field: Option<Field>, e: &EventRef) {
-    if let Some(v) = field.and_then(|f| e.get_sym(f)) {
-        *counts.entry(v).or_default() += 1;
+    if let Some(v) = field.and_then(|f| e.sym(f)) {
+        match counts.get_mut(v) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(v.clone(), 1);
+            }
+        }
     }
 }
 
 fn forget(counts: &mut FxHashMap<Sym, u32>, field: Option<Field>, e: &EventRef) {
-    if let Some(v) = field.and_then(|f| e.get(f))
+    if let Some(v) = field.and_then(|f| e.sym(f))
         && let Some(n) = counts.get_mut(v)
     {
         *n -= 1;
@@ -840,14 +845,14 @@ fn sliding_insert(
     let ev = g.events.make_contiguous();
     let lo = ev.partition_point(|x| x.time_ms <= t - w);
     let hi = ev.partition_point(|x| x.time_ms < t.saturating_add(w));
-    let mut window: FxHashMap<&str, u32> = FxHashMap::default();
+    let mut window: FxHashMap<&Sym, u32> = FxHashMap::default();
     let mut l = lo;
     for r in lo..hi {
-        if let Some(v) = field.and_then(|f| ev[r].get(f)) {
+        if let Some(v) = field.and_then(|f| ev[r].sym(f)) {
             *window.entry(v).or_default() += 1;
         }
         while ev[r].time_ms - ev[l].time_ms >= w {
-            if let Some(v) = field.and_then(|f| ev[l].get(f)) {
+            if let Some(v) = field.and_then(|f| ev[l].sym(f)) {
                 let n = window.get_mut(v).expect("counted on entry");
                 *n -= 1;
                 if *n == 0 {
@@ -896,8 +901,13 @@ fn tumbling_insert(
     let b = e.time_ms.div_euclid(w) * w;
     let g = group_mut(groups, key);
     let bucket = g.buckets.entry(b).or_default();
-    if let Some(v) = field.and_then(|f| e.get_sym(f)) {
-        *bucket.counts.entry(v).or_default() += 1;
+    if let Some(v) = field.and_then(|f| e.sym(f)) {
+        match bucket.counts.get_mut(v) {
+            Some(n) => *n += 1,
+            None => {
+                bucket.counts.insert(v.clone(), 1);
+            }
+        }
     }
     bucket.events += 1;
     if bucket.sample.len() < cfg.max_events_per_group {
@@ -998,7 +1008,7 @@ fn new_terms_learn(
     triggered_rule: bool,
 ) -> Option<Detection> {
     let spec = rule.spec.new_terms.as_ref().expect("validated");
-    let term = e.get(spec.term_field).filter(|s| !s.is_empty())?;
+    let term = e.sym(spec.term_field).filter(|s| !s.is_empty())?;
     let t = e.time_ms;
     st.learning_start_ms = Some(st.learning_start_ms.map_or(t, |s| s.min(t)));
     let hist = spec.history_days as i64 * DAY_MS;
@@ -1018,8 +1028,7 @@ fn new_terms_learn(
             (was_forgotten, changed)
         }
         None => {
-            let sym = e.get_sym(spec.term_field).expect("present: read above");
-            terms.insert(sym, (t, t));
+            terms.insert(term.clone(), (t, t));
             (true, true)
         }
     };
