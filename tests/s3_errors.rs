@@ -38,12 +38,25 @@ enum Behavior {
     Missing,
     /// 503 SlowDown `remaining` more times (u32::MAX: forever), then 200 with `body`.
     SlowDown { remaining: u32, body: Vec<u8> },
+    /// 200 with `body` and `etag`, but the first `breaks` responses are cut
+    /// after `cut_at` bytes (the connection drops mid-body). After the first
+    /// cut the object is replaced by `replace_with` (body, ETag) if given. A
+    /// request whose `If-Match` differs from the current ETag gets 412.
+    Cut {
+        breaks: u32,
+        cut_at: usize,
+        body: Vec<u8>,
+        etag: String,
+        replace_with: Option<(Vec<u8>, String)>,
+    },
 }
 
 #[derive(Clone, Default)]
 struct FakeS3State {
     objects: Arc<Mutex<HashMap<String, Behavior>>>,
     hits: Arc<Mutex<HashMap<String, u32>>>,
+    /// Per key, the `If-Match` header of each GetObject, in order.
+    if_match: Arc<Mutex<HashMap<String, Vec<Option<String>>>>>,
 }
 
 /// A fake S3 endpoint on 127.0.0.1 with an ephemeral port.
@@ -76,9 +89,20 @@ fn s3_error(status: StatusCode, code: &str, message: &str, key: &str) -> Respons
 async fn get_object(
     State(s): State<FakeS3State>,
     Path((bucket, key)): Path<(String, String)>,
+    headers: header::HeaderMap,
 ) -> Response {
     let id = format!("{bucket}/{key}");
     *s.hits.lock().unwrap().entry(id.clone()).or_default() += 1;
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    s.if_match
+        .lock()
+        .unwrap()
+        .entry(id.clone())
+        .or_default()
+        .push(if_match.clone());
     let mut objects = s.objects.lock().unwrap();
     match objects.get_mut(&id) {
         None | Some(Behavior::Missing) => s3_error(
@@ -122,6 +146,57 @@ async fn get_object(
             body.clone(),
         )
             .into_response(),
+        Some(Behavior::Cut {
+            breaks,
+            cut_at,
+            body,
+            etag,
+            replace_with,
+        }) => {
+            if if_match.as_ref().is_some_and(|m| m != etag) {
+                return s3_error(
+                    StatusCode::PRECONDITION_FAILED,
+                    "PreconditionFailed",
+                    "At least one of the pre-conditions you specified did not hold",
+                    &key,
+                );
+            }
+            let full = body.clone();
+            let tag = etag.clone();
+            let response_body = if *breaks > 0 {
+                *breaks -= 1;
+                if let Some((b, t)) = replace_with.take() {
+                    *body = b;
+                    *etag = t;
+                }
+                // Content-Length promises the whole object; the stream
+                // ends in an error after `cut_at` bytes, so the server
+                // drops the connection mid-body.
+                // The pause lets the server flush the head first (an
+                // error right behind it could abort before the response
+                // headers were written, which is a different failure).
+                use futures::StreamExt;
+                let head = bytes::Bytes::copy_from_slice(&full[..*cut_at]);
+                let head = futures::stream::iter([Ok::<_, std::io::Error>(head)]);
+                let cut = futures::stream::once(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    Err(std::io::Error::other("connection cut by the test"))
+                });
+                axum::body::Body::from_stream(head.chain(cut))
+            } else {
+                axum::body::Body::from(full.clone())
+            };
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::ETAG, tag),
+                    (header::CONTENT_LENGTH, full.len().to_string()),
+                ],
+                response_body,
+            )
+                .into_response()
+        }
     }
 }
 
@@ -149,6 +224,17 @@ impl FakeS3 {
             .lock()
             .unwrap()
             .insert(format!("{BUCKET}/{key}"), b);
+    }
+
+    /// The `If-Match` header of each GetObject for `key`, in order.
+    fn if_match(&self, key: &str) -> Vec<Option<String>> {
+        self.state
+            .if_match
+            .lock()
+            .unwrap()
+            .get(&format!("{BUCKET}/{key}"))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// GetObject requests received for `key`.
@@ -464,5 +550,124 @@ async fn daemon_client_sends_exactly_fetch_attempts_requests() {
         server.hits(&k),
         3,
         "s3.fetch_attempts = 3 must send 3 GetObject requests (the SDK's retry layer multiplies them)"
+    );
+}
+
+/// A gzip CloudTrail object of `n` records tagged `tag` (event ids
+/// `common::event_id(tag, i)`), one per second from 10:00:00.
+fn tagged_object(tag: &str, n: u64) -> Vec<u8> {
+    let records: Vec<_> = (0..n)
+        .map(|i| {
+            common::record(
+                &format!("2026-11-20T10:{:02}:{:02}Z", (i / 60) % 60, i % 60),
+                "arn:aws:iam::111122223333:user/s3-resume",
+                "IAMUser",
+                "DescribeInstances",
+                "ec2.amazonaws.com",
+                "us-east-1",
+                "203.0.113.50",
+                "aws-cli/2.15.30 Python/3.11.8",
+                &common::event_id(tag, i),
+            )
+        })
+        .collect();
+    common::gz(&common::trail_file(&records))
+}
+
+/// How many of `events` carry the ids of `tag`'s records `0..n`, and whether
+/// they come in record order.
+fn count_tagged(events: &[Event], tag: &str, n: u64) -> (usize, bool) {
+    let ids: HashMap<String, u64> = (0..n).map(|i| (common::event_id(tag, i), i)).collect();
+    let order: Vec<u64> = events
+        .iter()
+        .filter_map(|e| ids.get(&e.id_string()).copied())
+        .collect();
+    let in_order = order.windows(2).all(|w| w[0] < w[1]);
+    (order.len(), in_order)
+}
+
+/// The connection drops mid-body: the retry reads the object again under
+/// `If-Match` and delivers only the records the first attempt did not, so
+/// every record arrives exactly once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_cut_midway_resumes_after_the_delivered_records() {
+    let server = FakeS3::start().await;
+    let k = key("CUTRESUME0000001");
+    let body = tagged_object("resume", 3000);
+    let etag = "\"11111111111111111111111111111111\"".to_string();
+    server.set(
+        &k,
+        Behavior::Cut {
+            breaks: 1,
+            cut_at: body.len() * 6 / 10,
+            body: body.clone(),
+            etag: etag.clone(),
+            replace_with: None,
+        },
+    );
+    let f = fetcher(&server, 3, false).await;
+    let mut out = Collect::default();
+    let stats = f
+        .process(&obj(&k), &mut out)
+        .await
+        .expect("the second attempt reads the object");
+    assert_eq!(stats.events, 3000);
+    let (n, in_order) = count_tagged(&out.0, "resume", 3000);
+    assert_eq!(out.0.len(), 3000, "no record twice, none missing");
+    assert_eq!(n, 3000);
+    assert!(in_order, "records arrive in object order");
+    assert_eq!(server.hits(&k), 2);
+    assert_eq!(
+        server.if_match(&k),
+        vec![None, Some(etag)],
+        "the retry is guarded by the first response's ETag"
+    );
+}
+
+/// The object is replaced between the cut and the retry: If-Match fails
+/// (412) and the new version is delivered whole; what the first attempt
+/// delivered of the old version stays delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_replaced_after_a_cut_is_read_whole() {
+    let server = FakeS3::start().await;
+    let k = key("CUTREPLACED00001");
+    let old = tagged_object("old-version", 3000);
+    server.set(
+        &k,
+        Behavior::Cut {
+            breaks: 1,
+            cut_at: old.len() * 6 / 10,
+            body: old.clone(),
+            etag: "\"22222222222222222222222222222222\"".into(),
+            replace_with: Some((
+                tagged_object("new-version", 500),
+                "\"33333333333333333333333333333333\"".into(),
+            )),
+        },
+    );
+    let f = fetcher(&server, 4, false).await;
+    let mut out = Collect::default();
+    let stats = f
+        .process(&obj(&k), &mut out)
+        .await
+        .expect("the new version is read");
+    assert_eq!(stats.events, 500);
+    let (old_n, old_order) = count_tagged(&out.0, "old-version", 3000);
+    let (new_n, new_order) = count_tagged(&out.0, "new-version", 500);
+    assert!(
+        old_n > 0 && old_n < 3000,
+        "the cut attempt delivered a prefix: {old_n}"
+    );
+    assert!(old_order && new_order);
+    assert_eq!(new_n, 500, "the new version whole");
+    assert_eq!(out.0.len(), old_n + 500);
+    assert_eq!(
+        server.if_match(&k),
+        vec![
+            None,
+            Some("\"22222222222222222222222222222222\"".into()),
+            None
+        ],
+        "cut, 412 on the old ETag, then the new version unguarded"
     );
 }

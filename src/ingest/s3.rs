@@ -9,7 +9,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 
 use super::notification::ObjectRef;
-use crate::decode::{DecodeError, EventOut, Limits, ObjectStats, decode_object};
+use crate::decode::{DecodeError, Event, EventOut, Limits, ObjectStats, decode_object};
 use crate::sink::backoff;
 use crate::telemetry::metrics;
 
@@ -87,6 +87,8 @@ impl FetchError {
 enum Class {
     Missing(String),
     Denied(&'static str, String),
+    /// `If-Match` failed: the object was replaced since the first attempt.
+    Changed,
     Retry(String),
 }
 
@@ -103,6 +105,9 @@ fn classify(e: &SdkError<GetObjectError>) -> Class {
                 || status == 404
             {
                 return Class::Missing(if code.is_empty() { "404".into() } else { code });
+            }
+            if status == 412 || code == "PreconditionFailed" {
+                return Class::Changed;
             }
             // S3's usual KMS denial is `AccessDenied` with "The ciphertext
             // refers to a customer master key ...", naming neither KMS nor kms:.
@@ -122,6 +127,37 @@ fn classify(e: &SdkError<GetObjectError>) -> Class {
             Class::Retry(format!("{code} (HTTP {status}): {msg}"))
         }
         other => Class::Retry(DisplayErrorContext(other).to_string()),
+    }
+}
+
+/// Drops the first `skip` events, passes the rest on and counts them: a
+/// retried read decodes the object from its start again, and what an earlier
+/// attempt delivered must not be delivered twice. (The shards would drop the
+/// repeats as duplicates, but only while their dedup horizon covers them: an
+/// object spanning hours has moved its watermark hold past its early events,
+/// which would then be counted late.)
+struct Resume<'o, O> {
+    inner: &'o mut O,
+    skip: u64,
+    delivered: u64,
+}
+
+impl<O: EventOut + Send> EventOut for Resume<'_, O> {
+    async fn push(&mut self, mut events: Vec<Event>) -> Result<(), ()> {
+        if self.skip > 0 {
+            let k = events
+                .len()
+                .min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+            events.drain(..k);
+            self.skip -= k as u64;
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let n = events.len() as u64;
+        self.inner.push(events).await?;
+        self.delivered += n;
+        Ok(())
     }
 }
 
@@ -151,14 +187,19 @@ impl S3Fetcher {
     }
 
     /// Stream, decode and deliver one object. A read that fails midway is
-    /// retried from the start; events already delivered are dropped again by
-    /// the shards' eventID dedup.
+    /// retried: the object is read again from its start, guarded by
+    /// `If-Match` on the first response's ETag, and the events already
+    /// delivered are skipped. If the object was replaced meanwhile (412), the
+    /// new version is delivered whole.
     pub async fn process<O: EventOut + Send>(
         &self,
         obj: &ObjectRef,
         out: &mut O,
     ) -> Result<ObjectStats, FetchError> {
         let mut attempt = 0;
+        // Events of the version being read that earlier attempts delivered.
+        let mut delivered = 0u64;
+        let mut etag: Option<String> = None;
         loop {
             attempt += 1;
             let last = attempt >= self.attempts;
@@ -167,6 +208,7 @@ impl S3Fetcher {
                 .get_object()
                 .bucket(&obj.bucket)
                 .key(&obj.key)
+                .set_if_match(etag.clone())
                 .send()
                 .await;
             let detail = match resp {
@@ -174,11 +216,24 @@ impl S3Fetcher {
                     if let Some(n) = o.content_length() {
                         metrics().bytes_read.add(n.max(0) as u64);
                     }
+                    if etag.is_none() {
+                        etag = o.e_tag().map(str::to_owned);
+                    }
                     let reader = o.body.into_async_read();
-                    match decode_object(reader, &obj.key, self.limits, out).await {
+                    let mut resume = Resume {
+                        inner: &mut *out,
+                        skip: delivered,
+                        delivered: 0,
+                    };
+                    let res = decode_object(reader, &obj.key, self.limits, &mut resume).await;
+                    delivered += resume.delivered;
+                    match res {
                         Ok(stats) => return Ok(stats),
                         Err(DecodeError::Read { bytes, source }) if !last => {
-                            format!("read failed after {bytes} bytes: {source}")
+                            format!(
+                                "read failed after {bytes} bytes ({delivered} events delivered; \
+                                 the retry resumes after them): {source}"
+                            )
                         }
                         Err(source) => {
                             return Err(FetchError::Decode {
@@ -204,6 +259,14 @@ impl S3Fetcher {
                             permission,
                             detail,
                         });
+                    }
+                    Class::Changed => {
+                        // Its events are not the ones counted: read it whole.
+                        tracing::warn!(bucket = %obj.bucket, key = %obj.key, delivered,
+                            "Object replaced while it was being read; reading the new version from its start.");
+                        etag = None;
+                        delivered = 0;
+                        "the object was replaced between attempts".to_string()
                     }
                     Class::Retry(d) => d,
                 },
