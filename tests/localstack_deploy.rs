@@ -51,31 +51,6 @@ fn init(aws: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) {
-    loop {
-        let r = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .send()
-            .await
-            .unwrap();
-        let msgs = r.messages.unwrap_or_default();
-        if msgs.is_empty() {
-            return;
-        }
-        for m in msgs {
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_script_env_configured_daemon_and_sample_upload() {
     ensure_localstack();
@@ -90,8 +65,8 @@ async fn init_script_env_configured_daemon_and_sample_upload() {
     let sdk = common::aws().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     // Leftovers from earlier runs of this demo stack.
-    drain(&sqs, &queue_url).await;
-    drain(&sqs, &inbox_url).await;
+    take_all_messages(&sqs, &queue_url, 0).await;
+    take_all_messages(&sqs, &inbox_url, 0).await;
 
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

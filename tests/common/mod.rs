@@ -267,41 +267,56 @@ impl Stack {
     }
 }
 
-/// Alerts an SNS topic delivered to the SQS queue at `url` (envelope
-/// unwrapped), with their message attributes; every message read is deleted.
-pub async fn read_sns_alerts(
+/// The bodies of every message in the SQS queue at `url`, each deleted once
+/// read; stops at the first empty receive (long-polled `wait_secs`).
+pub async fn take_all_messages(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
-) -> Vec<(serde_json::Value, serde_json::Value)> {
+    wait_secs: i32,
+) -> Vec<String> {
     let mut out = Vec::new();
     loop {
         let r = sqs
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
-            .wait_time_seconds(1)
+            .wait_time_seconds(wait_secs)
             .send()
             .await
-            .expect("ReceiveMessage inbox");
+            .expect("ReceiveMessage");
         let msgs = r.messages.unwrap_or_default();
         if msgs.is_empty() {
             return out;
         }
         for m in msgs {
-            let env: serde_json::Value =
-                serde_json::from_str(m.body().unwrap_or("")).expect("SNS envelope");
-            let alert: serde_json::Value =
-                serde_json::from_str(env["Message"].as_str().expect("Message"))
-                    .expect("alert JSON");
-            out.push((alert, env["MessageAttributes"].clone()));
+            out.push(m.body().unwrap_or("").to_string());
             sqs.delete_message()
                 .queue_url(url)
                 .receipt_handle(m.receipt_handle().unwrap_or(""))
                 .send()
                 .await
-                .expect("DeleteMessage inbox");
+                .expect("DeleteMessage");
         }
     }
+}
+
+/// Alerts an SNS topic delivered to the SQS queue at `url` (envelope
+/// unwrapped), with their message attributes; every message read is deleted.
+pub async fn read_sns_alerts(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Vec<(serde_json::Value, serde_json::Value)> {
+    take_all_messages(sqs, url, 1)
+        .await
+        .iter()
+        .map(|body| {
+            let env: serde_json::Value = serde_json::from_str(body).expect("SNS envelope");
+            let alert: serde_json::Value =
+                serde_json::from_str(env["Message"].as_str().expect("Message"))
+                    .expect("alert JSON");
+            (alert, env["MessageAttributes"].clone())
+        })
+        .collect()
 }
 
 /// One request received by the webhook server.
