@@ -217,32 +217,15 @@ impl Field {
     }
 }
 
-static TRUE: &str = "true";
-static FALSE: &str = "false";
+/// `sessionCredentialFromConsole` as a field value: "false", "true". One
+/// shared symbol each, so their addresses are stable like interned values.
+static CONSOLE: std::sync::LazyLock<[Sym; 2]> =
+    std::sync::LazyLock::new(|| [Sym::new("false"), Sym::new("true")]);
 
 impl Event {
-    /// The value of `field` as text, `None` when the record lacks it.
-    pub fn get(&self, field: Field) -> Option<&str> {
-        match field {
-            Field::Identity => Some(&self.identity),
-            Field::IdentityType => self.identity_type.as_deref(),
-            Field::AccessKeyId => self.access_key_id.as_deref(),
-            Field::EventName => Some(&self.name),
-            Field::EventSource => Some(&self.source),
-            Field::AwsRegion => Some(&self.region),
-            Field::SourceIp => self.source_ip.as_deref(),
-            Field::UserAgent => self.user_agent.as_deref(),
-            Field::AccountId => self.account_id.as_deref(),
-            Field::ErrorCode => self.error_code.as_deref(),
-            Field::ConsoleSession => Some(if self.console_session { TRUE } else { FALSE }),
-        }
-    }
-
     /// The value of `field` as a symbol, borrowed: map lookups by `&Sym`
     /// compare addresses first, lookups by `&str` always compare bytes.
     pub fn sym(&self, field: Field) -> Option<&Sym> {
-        static CONSOLE: std::sync::LazyLock<[Sym; 2]> =
-            std::sync::LazyLock::new(|| [Sym::new(FALSE), Sym::new(TRUE)]);
         match field {
             Field::Identity => Some(&self.identity),
             Field::IdentityType => self.identity_type.as_ref(),
@@ -258,21 +241,14 @@ impl Event {
         }
     }
 
+    /// The value of `field` as text, `None` when the record lacks it.
+    pub fn get(&self, field: Field) -> Option<&str> {
+        self.sym(field).map(Sym::as_str)
+    }
+
     /// The value of `field` as a shared symbol (cheap to keep).
     pub fn get_sym(&self, field: Field) -> Option<Sym> {
-        match field {
-            Field::Identity => Some(self.identity.clone()),
-            Field::IdentityType => self.identity_type.clone(),
-            Field::AccessKeyId => self.access_key_id.clone(),
-            Field::EventName => Some(self.name.clone()),
-            Field::EventSource => Some(self.source.clone()),
-            Field::AwsRegion => Some(self.region.clone()),
-            Field::SourceIp => self.source_ip.clone(),
-            Field::UserAgent => self.user_agent.clone(),
-            Field::AccountId => self.account_id.clone(),
-            Field::ErrorCode => self.error_code.clone(),
-            Field::ConsoleSession => self.sym(field).cloned(),
-        }
+        self.sym(field).cloned()
     }
 
     /// Whether the identity is an AWS service acting on the account's behalf.

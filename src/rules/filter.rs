@@ -175,15 +175,6 @@ impl Allowlist {
         })
     }
 
-    /// Whether nothing is listed.
-    pub fn is_empty(&self) -> bool {
-        self.identities.is_none()
-            && self.role_names.is_empty()
-            && self.user_agents.is_none()
-            && self.cidrs.is_empty()
-            && self.accounts.is_empty()
-    }
-
     /// The fields the entries read (each entry reads one).
     pub fn fields(&self) -> Vec<Field> {
         let mut out = Vec::new();

@@ -155,13 +155,7 @@ impl GateMemo {
             if memo.len() >= MEMO_CAP {
                 memo.clear();
             }
-            // `console_session` is one of two static strings, not interned:
-            // nothing to keep alive.
-            let keep = match tests.field {
-                Field::ConsoleSession => None,
-                f => e.get_sym(f),
-            };
-            memo.insert(key, (keep, out));
+            memo.insert(key, (e.get_sym(tests.field), out));
         }
         &self.scratch
     }
