@@ -128,36 +128,40 @@ impl Gate {
 const MEMO_CAP: usize = 16_384;
 
 /// One engine's memo of the gate's outcomes (single-threaded, per shard).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GateMemo {
     /// Per gate field: value address → (the value, kept alive; rules out).
     fields: Vec<FxHashMap<usize, (Option<Sym>, RuleBits)>>,
-    scratch: RuleBits,
 }
 
 impl GateMemo {
-    /// The rules that do not accept `e`: a condition fails, or an allowlist
-    /// (the rule's or the global one) matches.
-    pub fn rejected(&mut self, gate: &Gate, e: &Event) -> &RuleBits {
-        if self.fields.len() != gate.fields.len() {
-            self.fields = gate.fields.iter().map(|_| FxHashMap::default()).collect();
+    /// An empty memo for `gate` (one map per field it reads).
+    pub fn new(gate: &Gate) -> Self {
+        Self {
+            fields: gate.fields.iter().map(|_| FxHashMap::default()).collect(),
         }
-        self.scratch = RuleBits::default();
+    }
+
+    /// The rules that do not accept `e`: a condition fails, or an allowlist
+    /// (the rule's or the global one) matches. `gate` is the one the memo
+    /// was made for.
+    pub fn rejected(&mut self, gate: &Gate, e: &Event) -> RuleBits {
+        let mut rejected = RuleBits::default();
         for (tests, memo) in gate.fields.iter().zip(self.fields.iter_mut()) {
             let value = e.get(tests.field);
             let key = value.map_or(0, |v| v.as_ptr() as usize);
             if let Some((_, out)) = memo.get(&key) {
-                self.scratch.union_with(out);
+                rejected.union_with(out);
                 continue;
             }
             let out = gate.ruled_out(tests, value);
-            self.scratch.union_with(&out);
+            rejected.union_with(&out);
             if memo.len() >= MEMO_CAP {
                 memo.clear();
             }
             memo.insert(key, (e.get_sym(tests.field), out));
         }
-        &self.scratch
+        rejected
     }
 
     /// Values remembered, over all fields (for tests).
@@ -248,13 +252,13 @@ allowlist = { identities = ["*:user/alice"], role_names = ["Scanner"], accounts 
         .unwrap();
         let set = crate::rules::load(&cfg).unwrap();
         let rules = &set.rules;
-        let mut memo = GateMemo::default();
+        let mut memo = GateMemo::new(&set.gate);
         let mut accepted = vec![0usize; rules.len()];
         // Fresh allocations every round: freed values' addresses get reused,
         // which must never return another value's outcome.
         for round in 0..MEMO_CAP * 2 + 500 {
             let e = event(round);
-            let out = *memo.rejected(&set.gate, &e);
+            let out = memo.rejected(&set.gate, &e);
             for r in rules {
                 let direct = r.accepts(&e, &set.global_allowlist);
                 assert_eq!(

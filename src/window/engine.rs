@@ -372,6 +372,7 @@ impl Engine {
             })
             .collect();
         let horizon_ms = rules.max_horizon_ms().max(60_000);
+        let gate = GateMemo::new(&rules.gate);
         Self {
             counts: LocalCounts {
                 matches: vec![0; n],
@@ -390,7 +391,7 @@ impl Engine {
             },
             states,
             consumers,
-            gate: GateMemo::default(),
+            gate,
         }
     }
 
