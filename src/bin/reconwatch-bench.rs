@@ -156,6 +156,22 @@ async fn gunzip_file(path: &Path, buf: &mut [u8]) -> anyhow::Result<u64> {
     })
 }
 
+/// Decode file `f` into `out` the way replay does; add its bytes and skipped
+/// records to `t` (events are counted by the caller's sink).
+async fn decode_file<O: EventOut + Send>(
+    f: &Path,
+    limits: Limits,
+    out: &mut O,
+    t: &mut Totals,
+) -> anyhow::Result<()> {
+    let stats = local::process_file(f, limits, out)
+        .await
+        .with_context(|| format!("{}", f.display()))?;
+    t.decompressed += stats.bytes;
+    t.skipped += stats.skipped_total();
+    Ok(())
+}
+
 async fn run(cmd: Cmd) -> anyhow::Result<serde_json::Value> {
     let (mode, path, known_events) = match &cmd {
         Cmd::Gunzip { path, events } => ("gunzip", path, *events),
@@ -186,21 +202,13 @@ async fn run(cmd: Cmd) -> anyhow::Result<serde_json::Value> {
             }
             Cmd::Parse { .. } => {
                 let mut count = Count::default();
-                let stats = local::process_file(f, limits, &mut count)
-                    .await
-                    .with_context(|| format!("{}", f.display()))?;
-                t.decompressed += stats.bytes;
+                decode_file(f, limits, &mut count, &mut t).await?;
                 t.events += count.0;
-                t.skipped += stats.skipped_total();
             }
             Cmd::Engine { .. } => {
                 let mut keep = Keep::default();
-                let stats = local::process_file(f, limits, &mut keep)
-                    .await
-                    .with_context(|| format!("{}", f.display()))?;
-                t.decompressed += stats.bytes;
+                decode_file(f, limits, &mut keep, &mut t).await?;
                 t.events += keep.0.len() as u64;
-                t.skipped += stats.skipped_total();
                 let slot = name(f).and_then(|n| local::cloudtrail_slot_ms(&n));
                 objects.push((slot, keep.0));
             }
