@@ -19,7 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use reconwatch::decode::{Event, EventOut, Limits};
+use reconwatch::decode::{Event, EventOut, Limits, ObjectStats};
 use reconwatch::ingest::notification::ObjectRef;
 use reconwatch::ingest::s3::{FetchError, S3Fetcher};
 
@@ -294,6 +294,20 @@ async fn fetcher(server: &FakeS3, attempts: u32, sdk_retries: bool) -> S3Fetcher
 #[derive(Default)]
 struct Collect(Vec<Event>);
 
+/// Read `k` with a fetcher of `attempts` (see [`fetcher`]): the outcome and
+/// every event delivered, whatever the outcome.
+async fn read(
+    server: &FakeS3,
+    k: &str,
+    attempts: u32,
+    sdk_retries: bool,
+) -> (Result<ObjectStats, FetchError>, Vec<Event>) {
+    let f = fetcher(server, attempts, sdk_retries).await;
+    let mut out = Collect::default();
+    let r = f.process(&obj(k), &mut out).await;
+    (r, out.0)
+}
+
 impl EventOut for Collect {
     async fn push(&mut self, events: Vec<Event>) -> Result<(), ()> {
         self.0.extend(events);
@@ -335,10 +349,7 @@ fn trail_object(n: u64) -> Vec<u8> {
 }
 
 /// An `AccessDenied` for (BUCKET, `want_key`): the error and its permission.
-fn expect_denied(
-    r: Result<reconwatch::decode::ObjectStats, FetchError>,
-    want_key: &str,
-) -> (FetchError, String) {
+fn expect_denied(r: Result<ObjectStats, FetchError>, want_key: &str) -> (FetchError, String) {
     match r {
         Err(e) => {
             let FetchError::AccessDenied {
@@ -364,9 +375,8 @@ async fn access_denied_names_bucket_key_and_s3_get_object() {
     let server = FakeS3::start().await;
     let k = key("DENIED0000000001");
     server.set(&k, Behavior::Denied);
-    let f = fetcher(&server, 5, true).await;
-    let mut out = Collect::default();
-    let (e, permission) = expect_denied(f.process(&obj(&k), &mut out).await, &k);
+    let (r, out) = read(&server, &k, 5, true).await;
+    let (e, permission) = expect_denied(r, &k);
     let FetchError::AccessDenied { detail, .. } = &e else {
         unreachable!()
     };
@@ -378,7 +388,7 @@ async fn access_denied_names_bucket_key_and_s3_get_object() {
     assert!(!msg.contains("kms:"), "{msg}");
     assert!(!e.is_final(), "an access-denied message must be kept");
     assert_eq!(e.label(), "access_denied");
-    assert!(out.0.is_empty());
+    assert!(out.is_empty());
     assert_eq!(server.hits(&k), 1, "access denied is not retried");
 }
 
@@ -389,15 +399,14 @@ async fn kms_denial_naming_the_action_names_kms_decrypt() {
     let server = FakeS3::start().await;
     let k = key("KMSNOTAUTH000001");
     server.set(&k, Behavior::KmsNotAuthorized);
-    let f = fetcher(&server, 5, true).await;
-    let mut out = Collect::default();
-    let (e, permission) = expect_denied(f.process(&obj(&k), &mut out).await, &k);
+    let (r, out) = read(&server, &k, 5, true).await;
+    let (e, permission) = expect_denied(r, &k);
     assert!(permission.starts_with("kms:Decrypt"), "{permission}");
     let msg = e.to_string();
     assert!(msg.contains(&format!("s3://{BUCKET}/{k}")), "{msg}");
     assert!(msg.contains("reconwatch's role needs kms:Decrypt"), "{msg}");
     assert!(!e.is_final());
-    assert!(out.0.is_empty());
+    assert!(out.is_empty());
     assert_eq!(server.hits(&k), 1, "access denied is not retried");
 }
 
@@ -409,9 +418,8 @@ async fn kms_denial_ciphertext_message_names_kms_decrypt() {
     let server = FakeS3::start().await;
     let k = key("KMSCIPHER0000001");
     server.set(&k, Behavior::KmsCiphertext);
-    let f = fetcher(&server, 5, true).await;
-    let mut out = Collect::default();
-    let (e, permission) = expect_denied(f.process(&obj(&k), &mut out).await, &k);
+    let (r, _) = read(&server, &k, 5, true).await;
+    let (e, permission) = expect_denied(r, &k);
     let msg = e.to_string();
     assert!(msg.contains(&format!("s3://{BUCKET}/{k}")), "{msg}");
     assert!(
@@ -428,9 +436,8 @@ async fn missing_key_is_final_and_named() {
     let server = FakeS3::start().await;
     let k = key("MISSING000000001");
     server.set(&k, Behavior::Missing);
-    let f = fetcher(&server, 5, true).await;
-    let mut out = Collect::default();
-    match f.process(&obj(&k), &mut out).await {
+    let (r, out) = read(&server, &k, 5, true).await;
+    match r {
         Err(e @ FetchError::Missing { .. }) => {
             let FetchError::Missing { bucket, key, code } = &e else {
                 unreachable!()
@@ -447,7 +454,7 @@ async fn missing_key_is_final_and_named() {
         }
         other => panic!("expected FetchError::Missing, got {other:?}"),
     }
-    assert!(out.0.is_empty());
+    assert!(out.is_empty());
     assert_eq!(server.hits(&k), 1, "a missing key is not retried");
 }
 
@@ -464,16 +471,12 @@ async fn slow_down_twice_then_ok_reads_every_event() {
         },
     );
     // The SDK's own retries off: the fetcher's loop does the retrying.
-    let f = fetcher(&server, 5, false).await;
-    let mut out = Collect::default();
-    let stats = f
-        .process(&obj(&k), &mut out)
-        .await
-        .expect("the object is read after two SlowDowns");
+    let (r, out) = read(&server, &k, 5, false).await;
+    let stats = r.expect("the object is read after two SlowDowns");
     assert_eq!(stats.events, 7);
     assert_eq!(stats.records, 7);
     assert_eq!(stats.skipped_total(), 0);
-    assert_eq!(out.0.len(), 7);
+    assert_eq!(out.len(), 7);
     assert_eq!(server.hits(&k), 3, "two SlowDowns + one success");
 }
 
@@ -489,9 +492,8 @@ async fn slow_down_forever_is_transient_after_exactly_the_attempts() {
             body: Vec::new(),
         },
     );
-    let f = fetcher(&server, 3, false).await;
-    let mut out = Collect::default();
-    match f.process(&obj(&k), &mut out).await {
+    let (r, out) = read(&server, &k, 3, false).await;
+    match r {
         Err(e @ FetchError::Transient { .. }) => {
             let FetchError::Transient {
                 bucket,
@@ -519,7 +521,7 @@ async fn slow_down_forever_is_transient_after_exactly_the_attempts() {
         }
         other => panic!("expected FetchError::Transient, got {other:?}"),
     }
-    assert!(out.0.is_empty());
+    assert!(out.is_empty());
     assert_eq!(server.hits(&k), 3);
 }
 
@@ -539,9 +541,7 @@ async fn daemon_client_sends_exactly_fetch_attempts_requests() {
             body: Vec::new(),
         },
     );
-    let f = fetcher(&server, 3, true).await;
-    let mut out = Collect::default();
-    let r = f.process(&obj(&k), &mut out).await;
+    let (r, _) = read(&server, &k, 3, true).await;
     assert!(
         matches!(r, Err(FetchError::Transient { attempts: 3, .. })),
         "{r:?}"
@@ -605,15 +605,11 @@ async fn a_body_cut_midway_resumes_after_the_delivered_records() {
             replace_with: None,
         },
     );
-    let f = fetcher(&server, 3, false).await;
-    let mut out = Collect::default();
-    let stats = f
-        .process(&obj(&k), &mut out)
-        .await
-        .expect("the second attempt reads the object");
+    let (r, out) = read(&server, &k, 3, false).await;
+    let stats = r.expect("the second attempt reads the object");
     assert_eq!(stats.events, 3000);
-    let (n, in_order) = count_tagged(&out.0, "resume", 3000);
-    assert_eq!(out.0.len(), 3000, "no record twice, none missing");
+    let (n, in_order) = count_tagged(&out, "resume", 3000);
+    assert_eq!(out.len(), 3000, "no record twice, none missing");
     assert_eq!(n, 3000);
     assert!(in_order, "records arrive in object order");
     assert_eq!(server.hits(&k), 2);
@@ -645,22 +641,18 @@ async fn an_object_replaced_after_a_cut_is_read_whole() {
             )),
         },
     );
-    let f = fetcher(&server, 4, false).await;
-    let mut out = Collect::default();
-    let stats = f
-        .process(&obj(&k), &mut out)
-        .await
-        .expect("the new version is read");
+    let (r, out) = read(&server, &k, 4, false).await;
+    let stats = r.expect("the new version is read");
     assert_eq!(stats.events, 500);
-    let (old_n, old_order) = count_tagged(&out.0, "old-version", 3000);
-    let (new_n, new_order) = count_tagged(&out.0, "new-version", 500);
+    let (old_n, old_order) = count_tagged(&out, "old-version", 3000);
+    let (new_n, new_order) = count_tagged(&out, "new-version", 500);
     assert!(
         old_n > 0 && old_n < 3000,
         "the cut attempt delivered a prefix: {old_n}"
     );
     assert!(old_order && new_order);
     assert_eq!(new_n, 500, "the new version whole");
-    assert_eq!(out.0.len(), old_n + 500);
+    assert_eq!(out.len(), old_n + 500);
     assert_eq!(
         server.if_match(&k),
         vec![
