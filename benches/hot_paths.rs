@@ -408,11 +408,8 @@ fn bench_engine(c: &mut Criterion, corpus: &Corpus) {
         let mut max_ms = i64::MIN;
         let mut detections = 0usize;
         for batch in events.chunks(512) {
-            engine.advance(max_ms, &mut out);
-            for e in batch {
-                max_ms = max_ms.max(e.time_ms);
-                engine.process(e.clone(), &mut out);
-            }
+            engine.apply_batch(max_ms, batch.iter().cloned(), &mut out);
+            max_ms = batch.iter().map(|e| e.time_ms).fold(max_ms, i64::max);
             detections += out.len();
             out.clear();
             engine.flush_metrics();

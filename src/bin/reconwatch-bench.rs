@@ -115,11 +115,9 @@ fn time_engine(objects: &[(Option<i64>, Vec<EventRef>)]) -> anyhow::Result<(f64,
     let mut newest = i64::MIN;
     let started = Instant::now();
     for (slot, batch) in objects {
-        engine.advance(newest.min(slot.unwrap_or(i64::MIN)), &mut out);
-        for e in batch {
-            newest = newest.max(e.time_ms);
-            engine.process(e.clone(), &mut out);
-        }
+        let hold = slot.unwrap_or(i64::MIN);
+        engine.apply_batch(newest.min(hold), batch.iter().cloned(), &mut out);
+        newest = batch.iter().map(|e| e.time_ms).fold(newest, i64::max);
         detections += out.len();
         out.clear();
         engine.flush_metrics();

@@ -507,6 +507,20 @@ impl Engine {
         }
     }
 
+    /// Apply one batch as a shard actor does: [`advance`](Self::advance) to
+    /// `max_event_ms`, then [`process`](Self::process) each event.
+    pub fn apply_batch(
+        &mut self,
+        max_event_ms: i64,
+        events: impl IntoIterator<Item = EventRef>,
+        out: &mut Vec<Detection>,
+    ) {
+        self.advance(max_event_ms, out);
+        for e in events {
+            self.process(e, out);
+        }
+    }
+
     /// Move the watermark to `max_event_ms - lateness` (never backwards),
     /// close tumbling windows and evict expired state. Final updates of
     /// closed windows are appended to `out`.

@@ -238,10 +238,7 @@ impl Shard {
                 .observe((now_ms() - newest) as f64 / 1000.0);
         }
         self.engine
-            .advance(self.clock.effective_max_ms(), &mut self.out);
-        for e in events {
-            self.engine.process(e, &mut self.out);
-        }
+            .apply_batch(self.clock.effective_max_ms(), events, &mut self.out);
         self.emit().await;
     }
 
