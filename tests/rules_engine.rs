@@ -552,6 +552,37 @@ fn tumbling_window_sends_a_final_update_with_full_figures() {
 }
 
 #[test]
+fn busy_sliding_windows_hold_only_lateness_plus_window() {
+    // One identity, 10 DescribeInstances calls a second for 40 minutes,
+    // repeating names so no rule fires. Four sliding rules accept them
+    // (aws-cli discovery and any-client discovery, 10 s windows; the EC2
+    // multi-region sweep, 30 s; the recon spike, 600 s), each keeping its
+    // window plus the 900 s of lateness behind the newest event.
+    let mut e = engine(rules_with(""));
+    let mut out = Vec::new();
+    let mut max_seen = 0;
+    let rate = 10;
+    for i in 0..(40 * 60 * rate) {
+        let mut x = Ev::new(T0 + i * 1000 / rate, "DescribeInstances");
+        x.id = i as u64;
+        e.advance(x.ms, &mut out);
+        e.process(x.event(), &mut out);
+        max_seen = max_seen.max(e.buffered_events());
+    }
+    let kept = |window_s: i64| ((900 + window_s) * rate + 1) as usize;
+    // Eviction passes run once per second of watermark: one second of slack.
+    let bound = 2 * kept(10) + kept(30) + kept(600) + 4 * rate as usize;
+    assert!(
+        max_seen <= bound,
+        "{max_seen} events buffered, at most {bound} expected"
+    );
+    assert!(
+        max_seen >= bound - 8 * rate as usize,
+        "{max_seen} < {bound}"
+    );
+}
+
+#[test]
 fn group_state_is_evicted_behind_the_watermark() {
     let mut e = engine(rules_with(""));
     let mut ev = Vec::new();

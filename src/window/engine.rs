@@ -57,6 +57,12 @@ const DAY_MS: i64 = 86_400_000;
 /// Minimum watermark progress between two eviction passes.
 const EVICT_EVERY_MS: i64 = 1_000;
 
+/// Watermark progress between sweeps of state that nothing touches: sliding
+/// groups without new events, new-terms and baseline histories (kept for
+/// days, so a minute late is nothing). Sweeping every group every second
+/// was a tenth of the engine's time.
+const SWEEP_EVERY_MS: i64 = 60_000;
+
 /// Per-batch counters flushed to the global metrics once per batch.
 #[derive(Debug, Default)]
 struct LocalCounts {
@@ -79,6 +85,8 @@ pub struct Engine {
     newest_event_ms: i64,
     /// Watermark at the last eviction pass (passes cost O(groups)).
     evicted_at_ms: i64,
+    /// Watermark at the last sweep of idle state (see [`SWEEP_EVERY_MS`]).
+    swept_at_ms: i64,
     dedup: Dedup,
     states: Vec<RuleState>,
     /// For each rule index, the consumer rules fed by its detections.
@@ -180,15 +188,24 @@ impl SlidingGroup {
     /// order is kept).
     fn normalize(&mut self) {
         if self.sorted < self.events.len() {
-            self.events.make_contiguous().sort_by_key(|e| e.time_ms);
+            self.events.make_contiguous().sort_by_key(|(t, _)| *t);
             self.sorted = self.events.len();
         }
     }
 
     fn pop_front(&mut self) -> Option<EventRef> {
-        let e = self.events.pop_front()?;
+        let (_, e) = self.events.pop_front()?;
         self.sorted = self.sorted.saturating_sub(1);
         Some(e)
+    }
+
+    /// Drop events older than `cutoff` from the front (those of the
+    /// unsorted tail wait for the next sort).
+    fn expire_front(&mut self, cutoff: i64, field: Option<Field>) {
+        while self.events.front().is_some_and(|(t, _)| *t < cutoff) {
+            let old = self.pop_front().expect("front exists");
+            forget(&mut self.counts, field, &old);
+        }
     }
 }
 
@@ -224,7 +241,9 @@ struct SlidingGroup {
     /// sorted in only when a sweep or an eviction needs order. Records within
     /// a CloudTrail object are shuffled, so a sorted insert per event would
     /// shift half a busy identity's buffer every time.
-    events: VecDeque<EventRef>,
+    /// (event time, event): the time is kept beside the reference so that
+    /// sorting and the window bounds do not read every event.
+    events: VecDeque<(i64, EventRef)>,
     sorted: usize,
     /// Distinct-field value counts over the whole buffer (a cheap upper bound
     /// that skips the window sweep for groups that cannot cross).
@@ -384,6 +403,7 @@ impl Engine {
             watermark_ms: i64::MIN,
             newest_event_ms: i64::MIN,
             evicted_at_ms: i64::MIN,
+            swept_at_ms: i64::MIN,
             dedup: Dedup {
                 seen: FxHashSet::default(),
                 by_minute: BTreeMap::new(),
@@ -446,7 +466,8 @@ impl Engine {
             };
             let det = match &mut self.states[rule.index] {
                 RuleState::Sliding(groups, sup) => {
-                    sliding_insert(rule, groups, sup, key, &e, &self.cfg, &mut self.counts)
+                    let wm = self.watermark_ms;
+                    sliding_insert(rule, groups, sup, key, &e, wm, &self.cfg, &mut self.counts)
                 }
                 RuleState::Tumbling(groups, sup) => {
                     tumbling_insert(rule, groups, sup, key, &e, &self.cfg)
@@ -534,19 +555,34 @@ impl Engine {
         // watermark progress, not before every batch. State lives at most a
         // second longer; lateness checks use the exact watermark.
         if wm.saturating_sub(self.evicted_at_ms) >= EVICT_EVERY_MS {
-            self.evicted_at_ms = wm;
-            self.evict(out);
+            let previous = std::mem::replace(&mut self.evicted_at_ms, wm);
+            self.evict(previous, out);
         }
     }
 
     /// Close every window (end of a replay): final updates go to `out`.
     pub fn close_all(&mut self, out: &mut Vec<Detection>) {
         self.watermark_ms = i64::MAX;
-        self.evict(out);
+        let previous = std::mem::replace(&mut self.evicted_at_ms, i64::MAX);
+        self.evict(previous, out);
     }
 
-    fn evict(&mut self, out: &mut Vec<Detection>) {
+    /// Evict what the watermark's move from `previous` expired. Work that
+    /// only aligned boundaries can make due (tumbling buckets, baseline
+    /// hours) runs when the watermark crossed one; idle groups and long
+    /// histories are swept every [`SWEEP_EVERY_MS`] of watermark.
+    fn evict(&mut self, previous: i64, out: &mut Vec<Detection>) {
         let wm = self.watermark_ms;
+        let sweep = wm == i64::MAX || wm.saturating_sub(self.swept_at_ms) >= SWEEP_EVERY_MS;
+        if sweep {
+            self.swept_at_ms = wm;
+        }
+        // A bucket [b, b + w) closes when the watermark reaches b + w, a
+        // multiple of w. Every bucket still open after the previous pass,
+        // and every one made since (by events at or after that watermark),
+        // ends after `previous`: none can close before the watermark
+        // reaches the next multiple.
+        let crossed = |w: i64| w > 0 && wm.div_euclid(w) != previous.div_euclid(w);
         // Windows close at +inf, but persisted history is kept relative to
         // the data's own time.
         let retain_wm = if wm == i64::MAX {
@@ -559,19 +595,24 @@ impl Engine {
         for rule in &rules.rules {
             match &mut self.states[rule.index] {
                 RuleState::Sliding(groups, sup) => {
-                    let cutoff = wm.saturating_sub(rule.window_ms);
-                    let field = distinct_field(rule);
-                    groups.retain(|_, g| {
-                        g.normalize();
-                        while g.events.front().is_some_and(|e| e.time_ms < cutoff) {
-                            let old = g.pop_front().expect("front exists");
-                            forget(&mut g.counts, field, &old);
-                        }
-                        !g.events.is_empty()
-                    });
+                    // Groups that receive events expire their own fronts
+                    // (`sliding_insert`); this pass is for idle ones.
+                    if sweep {
+                        let cutoff = wm.saturating_sub(rule.window_ms);
+                        let field = distinct_field(rule);
+                        groups.retain(|_, g| {
+                            g.normalize();
+                            g.expire_front(cutoff, field);
+                            !g.events.is_empty()
+                        });
+                    }
                     sup.evict(rule, wm);
                 }
                 RuleState::Tumbling(groups, sup) => {
+                    if !crossed(rule.window_ms) {
+                        sup.evict(rule, wm);
+                        continue;
+                    }
                     groups.retain(|key, g| {
                         while let Some((&b, _)) = g.buckets.first_key_value() {
                             if b.saturating_add(rule.window_ms) > wm {
@@ -587,7 +628,7 @@ impl Engine {
                     sup.evict(rule, wm);
                 }
                 RuleState::Match(sup) => sup.evict(rule, wm),
-                RuleState::NewTerms(st, sup) => {
+                RuleState::NewTerms(st, sup) if sweep => {
                     let hist = rule
                         .spec
                         .new_terms
@@ -601,7 +642,15 @@ impl Engine {
                     });
                     sup.evict(rule, wm);
                 }
-                RuleState::Baseline(st) => baseline_seal(rule, st, wm, retain_wm, out),
+                RuleState::NewTerms(_, sup) => sup.evict(rule, wm),
+                RuleState::Baseline(st) => {
+                    if crossed(HOUR_MS) {
+                        baseline_seal(rule, st, wm, out);
+                    }
+                    if sweep {
+                        baseline_forget(rule, st, retain_wm);
+                    }
+                }
                 RuleState::Correlation(by_identity, sup) => {
                     let horizon = rule
                         .spec
@@ -756,6 +805,18 @@ impl Engine {
         }
     }
 
+    /// Events held in sliding windows' buffers, over all rules and groups
+    /// (for tests).
+    pub fn buffered_events(&self) -> usize {
+        self.states
+            .iter()
+            .map(|s| match s {
+                RuleState::Sliding(g, _) => g.values().map(|g| g.events.len()).sum(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Number of (rule, group) states held; for tests and metrics.
     pub fn group_count(&self) -> usize {
         self.states
@@ -809,12 +870,14 @@ fn distinct_of(events: &[EventRef], field: Option<Field>) -> Vec<(Sym, u64)> {
     v
 }
 
+#[allow(clippy::too_many_arguments)]
 fn sliding_insert(
     rule: &Arc<CompiledRule>,
     groups: &mut FxHashMap<GroupKey, SlidingGroup>,
     sup: &mut Suppression,
     key: &GroupKey,
     e: &EventRef,
+    watermark_ms: i64,
     cfg: &EngineConfig,
     counts: &mut LocalCounts,
 ) -> Option<Detection> {
@@ -823,22 +886,26 @@ fn sliding_insert(
     let w = rule.window_ms;
     let t = e.time_ms;
     let g = group_mut(groups, key);
+    // No window that a non-late event can join reaches before this.
+    let cutoff = watermark_ms.saturating_sub(w);
+    g.expire_front(cutoff, field);
     remember(&mut g.counts, field, e);
-    if g.sorted == g.events.len() && g.events.back().is_none_or(|b| b.time_ms <= t) {
+    if g.sorted == g.events.len() && g.events.back().is_none_or(|(b, _)| *b <= t) {
         g.sorted += 1;
     }
-    g.events.push_back(e.clone());
+    g.events.push_back((t, e.clone()));
     // The cap is enforced with 1/8 slack so a group at its cap sorts once
     // per cap/8 events, not on every event.
     let cap = cfg.max_events_per_group.max(1);
     if g.events.len() > cap + cap / 8 {
         g.normalize();
+        g.expire_front(cutoff, field);
         while g.events.len() > cap {
             let old = g.pop_front().expect("non-empty");
             forget(&mut g.counts, field, &old);
             counts.evictions += 1;
         }
-        if g.events.front().is_some_and(|f| f.time_ms > t) {
+        if g.events.front().is_some_and(|(f, _)| *f > t) {
             // The new event itself was among the oldest dropped.
             return None;
         }
@@ -854,20 +921,20 @@ fn sliding_insert(
     }
     g.normalize();
     // The new event is the last of those at time t (stable sort, appended).
-    let idx = g.events.partition_point(|x| x.time_ms <= t) - 1;
+    let idx = g.events.partition_point(|(x, _)| *x <= t) - 1;
     // Sweep every window of length w that contains the new event, in order of
     // its right edge; the first one over the threshold is the detection.
     let ev = g.events.make_contiguous();
-    let lo = ev.partition_point(|x| x.time_ms <= t - w);
-    let hi = ev.partition_point(|x| x.time_ms < t.saturating_add(w));
+    let lo = ev.partition_point(|(x, _)| *x <= t - w);
+    let hi = ev.partition_point(|(x, _)| *x < t.saturating_add(w));
     let mut window: FxHashMap<&Sym, u32> = FxHashMap::default();
     let mut l = lo;
     for r in lo..hi {
-        if let Some(v) = field.and_then(|f| ev[r].sym(f)) {
+        if let Some(v) = field.and_then(|f| ev[r].1.sym(f)) {
             *window.entry(v).or_default() += 1;
         }
-        while ev[r].time_ms - ev[l].time_ms >= w {
-            if let Some(v) = field.and_then(|f| ev[l].sym(f)) {
+        while ev[r].0 - ev[l].0 >= w {
+            if let Some(v) = field.and_then(|f| ev[l].1.sym(f)) {
                 let n = window.get_mut(v).expect("counted on entry");
                 *n -= 1;
                 if *n == 0 {
@@ -877,13 +944,13 @@ fn sliding_insert(
             l += 1;
         }
         if r >= idx && l <= idx && window.len() >= min_d && r + 1 - l >= min_e {
-            let events: Vec<EventRef> = ev[l..=r].to_vec();
-            let start = ev[l].time_ms;
+            let events: Vec<EventRef> = ev[l..=r].iter().map(|(_, e)| e.clone()).collect();
+            let start = ev[l].0;
             sup.record(key.clone(), start);
             return Some(Detection {
                 alert_id: alert_id(rule.id(), key, episode(rule, start)),
                 window_start_ms: start,
-                window_end_ms: ev[r].time_ms,
+                window_end_ms: ev[r].0,
                 event_count: events.len() as u64,
                 distinct: distinct_of(&events, field),
                 events,
@@ -1288,7 +1355,6 @@ fn baseline_seal(
     rule: &Arc<CompiledRule>,
     st: &mut BaselineState,
     wm: i64,
-    retain_wm: i64,
     out: &mut Vec<Detection>,
 ) {
     let spec = rule.spec.baseline.as_ref().expect("validated");
@@ -1338,9 +1404,13 @@ fn baseline_seal(
         }
         !hours.is_empty()
     });
-    // Identities silent for longer than the history are forgotten.
-    let cutoff = retain_wm.saturating_sub(keep_ms);
-    identities.retain(|_, b| {
+}
+
+/// Forget identities silent for longer than the history.
+fn baseline_forget(rule: &CompiledRule, st: &mut BaselineState, retain_wm: i64) {
+    let spec = rule.spec.baseline.as_ref().expect("validated");
+    let cutoff = retain_wm.saturating_sub(spec.history_days as i64 * DAY_MS);
+    st.identities.retain(|_, b| {
         b.groups
             .values()
             .any(|g| g.samples.last().is_some_and(|(h, _)| *h >= cutoff))
