@@ -5,7 +5,8 @@
 //! minus the allowed lateness. An event older than the watermark is *late*:
 //! counted in `reconwatch_events_late_total` and not applied, because the
 //! windows it belongs to may already be evicted. State older than the
-//! watermark minus a rule's look-back is evicted, so memory is bounded by the
+//! watermark minus a rule's look-back is evicted (state nothing touches,
+//! within a minute), so memory is bounded by the
 //! event rate × (window + lateness), and by `max_events_per_group`.
 //!
 //! Detections fire as soon as a threshold is crossed, not when a window
@@ -551,9 +552,10 @@ impl Engine {
             return;
         }
         self.watermark_ms = wm;
-        // Scanning every group is O(groups): do it once per second of
-        // watermark progress, not before every batch. State lives at most a
-        // second longer; lateness checks use the exact watermark.
+        // Eviction passes run once per second of watermark progress, not
+        // before every batch; what they scan is limited further in `evict`.
+        // Idle state lives at most a minute longer (`SWEEP_EVERY_MS`);
+        // lateness checks use the exact watermark.
         if wm.saturating_sub(self.evicted_at_ms) >= EVICT_EVERY_MS {
             let previous = std::mem::replace(&mut self.evicted_at_ms, wm);
             self.evict(previous, out);
