@@ -328,12 +328,13 @@ fn key(suffix: &str) -> String {
     common::trail_key("us-east-1", "20261120T1010Z", suffix)
 }
 
-/// A gzip CloudTrail object with `n` records.
-fn trail_object(n: u64) -> Vec<u8> {
+/// A gzip CloudTrail object of `n` records tagged `tag` (event ids
+/// `common::event_id(tag, i)`), one per second from 10:00:00.
+fn tagged_object(tag: &str, n: u64) -> Vec<u8> {
     let records: Vec<_> = (0..n)
         .map(|i| {
             common::record(
-                &format!("2026-11-20T10:07:{:02}Z", i),
+                &format!("2026-11-20T10:{:02}:{:02}Z", (i / 60) % 60, i % 60),
                 "arn:aws:iam::111122223333:user/s3-errors",
                 "IAMUser",
                 "DescribeInstances",
@@ -341,7 +342,7 @@ fn trail_object(n: u64) -> Vec<u8> {
                 "us-east-1",
                 "203.0.113.50",
                 "aws-cli/2.15.30 Python/3.11.8",
-                &common::event_id("s3-errors", i),
+                &common::event_id(tag, i),
             )
         })
         .collect();
@@ -467,7 +468,7 @@ async fn slow_down_twice_then_ok_reads_every_event() {
         &k,
         Behavior::SlowDown {
             remaining: 2,
-            body: trail_object(7),
+            body: tagged_object("slow-down", 7),
         },
     );
     // The SDK's own retries off: the fetcher's loop does the retrying.
@@ -551,27 +552,6 @@ async fn daemon_client_sends_exactly_fetch_attempts_requests() {
         3,
         "s3.fetch_attempts = 3 must send 3 GetObject requests (the SDK's retry layer multiplies them)"
     );
-}
-
-/// A gzip CloudTrail object of `n` records tagged `tag` (event ids
-/// `common::event_id(tag, i)`), one per second from 10:00:00.
-fn tagged_object(tag: &str, n: u64) -> Vec<u8> {
-    let records: Vec<_> = (0..n)
-        .map(|i| {
-            common::record(
-                &format!("2026-11-20T10:{:02}:{:02}Z", (i / 60) % 60, i % 60),
-                "arn:aws:iam::111122223333:user/s3-resume",
-                "IAMUser",
-                "DescribeInstances",
-                "ec2.amazonaws.com",
-                "us-east-1",
-                "203.0.113.50",
-                "aws-cli/2.15.30 Python/3.11.8",
-                &common::event_id(tag, i),
-            )
-        })
-        .collect();
-    common::gz(&common::trail_file(&records))
 }
 
 /// How many of `events` carry the ids of `tag`'s records `0..n`, and whether
