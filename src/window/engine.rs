@@ -611,22 +611,20 @@ impl Engine {
                     sup.evict(rule, wm);
                 }
                 RuleState::Tumbling(groups, sup) => {
-                    if !crossed(rule.window_ms) {
-                        sup.evict(rule, wm);
-                        continue;
+                    if crossed(rule.window_ms) {
+                        groups.retain(|key, g| {
+                            while let Some((&b, _)) = g.buckets.first_key_value() {
+                                if b.saturating_add(rule.window_ms) > wm {
+                                    break;
+                                }
+                                let (b, bucket) = g.buckets.pop_first().expect("first exists");
+                                if let Some(d) = tumbling_final(rule, key, b, bucket) {
+                                    out.push(d);
+                                }
+                            }
+                            !g.buckets.is_empty()
+                        });
                     }
-                    groups.retain(|key, g| {
-                        while let Some((&b, _)) = g.buckets.first_key_value() {
-                            if b.saturating_add(rule.window_ms) > wm {
-                                break;
-                            }
-                            let (b, bucket) = g.buckets.pop_first().expect("first exists");
-                            if let Some(d) = tumbling_final(rule, key, b, bucket) {
-                                out.push(d);
-                            }
-                        }
-                        !g.buckets.is_empty()
-                    });
                     sup.evict(rule, wm);
                 }
                 RuleState::Match(sup) => sup.evict(rule, wm),
@@ -837,12 +835,7 @@ impl Engine {
 
 fn remember(counts: &mut FxHashMap<Sym, u32>, field: Option<Field>, e: &EventRef) {
     if let Some(v) = field.and_then(|f| e.sym(f)) {
-        match counts.get_mut(v) {
-            Some(n) => *n += 1,
-            None => {
-                counts.insert(v.clone(), 1);
-            }
-        }
+        *group_mut(counts, v) += 1;
     }
 }
 
@@ -986,12 +979,7 @@ fn tumbling_insert(
     let g = group_mut(groups, key);
     let bucket = g.buckets.entry(b).or_default();
     if let Some(v) = field.and_then(|f| e.sym(f)) {
-        match bucket.counts.get_mut(v) {
-            Some(n) => *n += 1,
-            None => {
-                bucket.counts.insert(v.clone(), 1);
-            }
-        }
+        *group_mut(&mut bucket.counts, v) += 1;
     }
     bucket.events += 1;
     if bucket.sample.len() < cfg.max_events_per_group {
@@ -1126,12 +1114,11 @@ fn new_terms_learn(
         return None;
     }
     sup.record(key.clone(), t);
-    let term = e.get_sym(spec.term_field).expect("present: read above");
     Some(single_event_detection(
         rule,
         key.clone(),
         e.clone(),
-        vec![term],
+        vec![term.clone()],
     ))
 }
 
