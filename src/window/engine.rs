@@ -278,34 +278,32 @@ struct NewTermsState {
     dirty: FxHashSet<GroupKey>,
 }
 
+/// Event IDs applied within the horizon, kept per minute of event time.
+///
+/// A redelivered record is byte-identical, so its copy falls in the same
+/// minute as the original. One set for the whole horizon (tens of thousands
+/// of random 128-bit keys) missed the cache on nearly every event; the
+/// minutes an object's events fall in are a few small sets that stay
+/// cached, and eviction drops whole minutes instead of removing every ID.
 #[derive(Debug)]
 struct Dedup {
-    seen: FxHashSet<u128>,
-    by_minute: BTreeMap<i64, Vec<u128>>,
+    by_minute: BTreeMap<i64, FxHashSet<u128>>,
     horizon_ms: i64,
 }
 
 impl Dedup {
+    /// Whether `id` at `t` is new (and now remembered).
     fn insert(&mut self, id: u128, t: i64) -> bool {
-        if !self.seen.insert(id) {
-            return false;
-        }
         self.by_minute
             .entry(t.div_euclid(60_000))
             .or_default()
-            .push(id);
-        true
+            .insert(id)
     }
     fn evict(&mut self, watermark_ms: i64) {
         let cutoff = watermark_ms
             .saturating_sub(self.horizon_ms)
             .div_euclid(60_000);
-        let keep = self.by_minute.split_off(&cutoff);
-        for ids in std::mem::replace(&mut self.by_minute, keep).into_values() {
-            for id in ids {
-                self.seen.remove(&id);
-            }
-        }
+        self.by_minute = self.by_minute.split_off(&cutoff);
     }
 }
 
@@ -406,7 +404,6 @@ impl Engine {
             evicted_at_ms: i64::MIN,
             swept_at_ms: i64::MIN,
             dedup: Dedup {
-                seen: FxHashSet::default(),
                 by_minute: BTreeMap::new(),
                 horizon_ms,
             },
@@ -442,8 +439,18 @@ impl Engine {
         }
         self.newest_event_ms = self.newest_event_ms.max(e.time_ms);
         let start = out.len();
-        let rules = self.rules.clone();
-        let rejected = self.gate.rejected(&rules.gate, &e);
+        // Fields borrowed apart, not `self.rules.clone()`: an atomic
+        // reference-count round trip per event drains the store buffer.
+        let Self {
+            rules,
+            states,
+            gate,
+            counts,
+            cfg,
+            watermark_ms,
+            ..
+        } = self;
+        let rejected = gate.rejected(&rules.gate, &e);
         // Most rules group by identity alone: that key is built once per
         // event and lent to each of them; state maps clone it only when they
         // create a group.
@@ -458,24 +465,24 @@ impl Engine {
             if rule.spec.kind == RuleKind::Correlation || rejected.contains(rule.index) {
                 continue;
             }
-            self.counts.matches[rule.index] += 1;
+            counts.matches[rule.index] += 1;
             let key: &GroupKey = if rule.spec.group_by[..] == [Field::Identity] {
                 by_identity.get_or_insert_with(|| std::iter::once(e.identity.clone()).collect())
             } else {
                 other = group_key(rule, &e);
                 &other
             };
-            let det = match &mut self.states[rule.index] {
+            let det = match &mut states[rule.index] {
                 RuleState::Sliding(groups, sup) => {
-                    let wm = self.watermark_ms;
-                    sliding_insert(rule, groups, sup, key, &e, wm, &self.cfg, &mut self.counts)
+                    let wm = *watermark_ms;
+                    sliding_insert(rule, groups, sup, key, &e, wm, &*cfg, counts)
                 }
                 RuleState::Tumbling(groups, sup) => {
-                    tumbling_insert(rule, groups, sup, key, &e, &self.cfg)
+                    tumbling_insert(rule, groups, sup, key, &e, &*cfg)
                 }
                 RuleState::Match(sup) => {
                     if sup.suppressed(rule, key, e.time_ms) {
-                        self.counts.suppressed[rule.index] += 1;
+                        counts.suppressed[rule.index] += 1;
                         None
                     } else {
                         sup.record(key.clone(), e.time_ms);
@@ -504,7 +511,12 @@ impl Engine {
     /// (correlations, triggered new-terms); their detections are appended
     /// and fed in turn.
     fn feed_consumers(&mut self, start: usize, out: &mut Vec<Detection>) {
-        let rules = self.rules.clone();
+        let Self {
+            rules,
+            states,
+            consumers,
+            ..
+        } = self;
         let mut i = start;
         while i < out.len() {
             let src = out[i].rule.index;
@@ -512,9 +524,9 @@ impl Engine {
                 i += 1;
                 continue;
             }
-            for &ci in &self.consumers[src] {
+            for &ci in &consumers[src] {
                 let rule = &rules.rules[ci];
-                let det = match &mut self.states[ci] {
+                let det = match &mut states[ci] {
                     RuleState::Correlation(by_identity, sup) => {
                         correlate(rule, by_identity, sup, &out[i])
                     }
