@@ -280,6 +280,8 @@ fn daemon_s3_client(sdk: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_s3::
 
 fn limits() -> Limits {
     Limits {
+        // Streamed, so a cut body has delivered a prefix to resume after.
+        whole_object_max_bytes: 0,
         max_decompressed_bytes: 1 << 30,
         max_records: 1_000_000,
         max_record_bytes: 1 << 20,
@@ -287,8 +289,17 @@ fn limits() -> Limits {
 }
 
 async fn fetcher(server: &FakeS3, attempts: u32, sdk_retries: bool) -> S3Fetcher {
+    fetcher_with(server, attempts, sdk_retries, limits()).await
+}
+
+async fn fetcher_with(
+    server: &FakeS3,
+    attempts: u32,
+    sdk_retries: bool,
+    limits: Limits,
+) -> S3Fetcher {
     let sdk = sdk_config(&server.url(), sdk_retries).await;
-    S3Fetcher::new(daemon_s3_client(&sdk, &server.url()), limits(), attempts)
+    S3Fetcher::new(daemon_s3_client(&sdk, &server.url()), limits, attempts)
 }
 
 #[derive(Default)]
@@ -598,6 +609,39 @@ async fn a_body_cut_midway_resumes_after_the_delivered_records() {
         vec![None, Some(etag)],
         "the retry is guarded by the first response's ETag"
     );
+}
+
+/// An object small enough to be inflated whole is read completely before
+/// any record is delivered: a cut delivers nothing (a streamed read
+/// delivers a prefix, see above), and the next read delivers every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_cut_while_read_whole_delivers_nothing_then_everything() {
+    let server = FakeS3::start().await;
+    let k = key("CUTWHOLE00000001");
+    let body = tagged_object("whole", 3000);
+    server.set(
+        &k,
+        Behavior::Cut {
+            breaks: 1,
+            cut_at: body.len() * 6 / 10,
+            body: body.clone(),
+            etag: "\"44444444444444444444444444444444\"".into(),
+            replace_with: None,
+        },
+    );
+    let whole = Limits {
+        whole_object_max_bytes: 4 << 20,
+        ..limits()
+    };
+    let once = fetcher_with(&server, 1, false, whole).await;
+    let mut out = Collect::default();
+    let err = once.process(&obj(&k), &mut out).await.unwrap_err();
+    assert!(out.0.is_empty(), "nothing delivered before the cut: {err}");
+    let stats = once.process(&obj(&k), &mut out).await.expect("read");
+    assert_eq!(stats.events, 3000);
+    let (n, in_order) = count_tagged(&out.0, "whole", 3000);
+    assert_eq!((out.0.len(), n), (3000, 3000), "each record once");
+    assert!(in_order);
 }
 
 /// The object is replaced between the cut and the retry: If-Match fails

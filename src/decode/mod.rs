@@ -1,12 +1,16 @@
 //! Decode stage: a (possibly gzip-compressed) CloudTrail object as an async
-//! byte stream → batches of [`Event`]s, streamed with bounded memory.
+//! byte stream → batches of [`Event`]s, with bounded memory.
 //!
 //! Compression is detected from the gzip magic bytes, not trusted from the key
-//! name; multi-member gzip is supported. A malformed record is skipped and
+//! name. An object up to [`Limits::whole_object_max_bytes`] is read whole and
+//! inflated in one call ([`inflate`]); larger ones, and any that is not one
+//! sound gzip member, are streamed (multi-member gzip is supported). Either
+//! way the decompressed bytes are split and parsed in the same chunks. A malformed record is skipped and
 //! counted; a structural problem (truncation, not JSON, caps exceeded) ends
 //! the object with an error after every record before it was delivered.
 
 pub mod event;
+pub mod inflate;
 pub mod record;
 pub mod splitter;
 pub mod time;
@@ -15,9 +19,10 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use async_compression::tokio::bufread::GzipDecoder;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 pub use event::{Event, EventRef, Field, IdentitySource, Sym};
+pub use inflate::WholeLimits;
 use record::{Interner, parse_record};
 use splitter::{Piece, RecordSplitter, SplitError};
 
@@ -32,6 +37,9 @@ pub struct Limits {
     pub max_records: u64,
     /// Cap on one record's bytes.
     pub max_record_bytes: usize,
+    /// Largest compressed object inflated whole (see [`inflate`]); 0 streams
+    /// every object.
+    pub whole_object_max_bytes: usize,
 }
 
 impl From<&crate::config::S3Config> for Limits {
@@ -40,6 +48,7 @@ impl From<&crate::config::S3Config> for Limits {
             max_decompressed_bytes: c.max_decompressed_bytes,
             max_records: c.max_records_per_object,
             max_record_bytes: c.max_record_bytes,
+            whole_object_max_bytes: c.whole_object_max_bytes,
         }
     }
 }
@@ -187,50 +196,87 @@ where
     if !is_gzip && name.ends_with(".gz") && !head.is_empty() {
         return Err(DecodeError::NotGzip(head.iter().take(4).copied().collect()));
     }
-    if is_gzip {
-        let mut dec = GzipDecoder::new(buffered);
-        dec.multiple_members(true);
-        decode_plain(dec, limits, out).await
-    } else {
-        decode_plain(buffered, limits, out).await
+    if !is_gzip {
+        return decode_stream(buffered, limits, out).await;
+    }
+    let whole = WholeLimits {
+        max_compressed_bytes: limits.whole_object_max_bytes,
+        max_decompressed_bytes: WholeLimits::MAX_DECOMPRESSED_BYTES
+            .min(usize::try_from(limits.max_decompressed_bytes).unwrap_or(usize::MAX)),
+    };
+    if whole.max_compressed_bytes == 0 {
+        return decode_stream(gunzip_stream(buffered), limits, out).await;
+    }
+    let mut gz = Vec::new();
+    (&mut buffered)
+        .take(whole.max_compressed_bytes as u64 + 1)
+        .read_to_end(&mut gz)
+        .await
+        .map_err(|source| DecodeError::Read { bytes: 0, source })?;
+    if gz.len() > whole.max_compressed_bytes {
+        // Too large to hold: stream it, the bytes already read first.
+        let rest = std::io::Cursor::new(gz).chain(buffered);
+        let input = BufReader::with_capacity(INPUT_CHUNK, rest);
+        return decode_stream(gunzip_stream(input), limits, out).await;
+    }
+    match inflate::gunzip_whole(&gz, whole) {
+        Some(plain) => {
+            drop(gz);
+            decode_bytes(&plain, limits, out).await
+        }
+        // Not one sound member that fits: the stream decodes what it can,
+        // delivers it, and names the problem.
+        None => {
+            let input = BufReader::with_capacity(INPUT_CHUNK, std::io::Cursor::new(gz));
+            decode_stream(gunzip_stream(input), limits, out).await
+        }
     }
 }
 
-async fn decode_plain<R, O>(
-    mut reader: R,
+fn gunzip_stream<R: AsyncBufRead>(input: R) -> GzipDecoder<R> {
+    let mut dec = GzipDecoder::new(input);
+    dec.multiple_members(true);
+    dec
+}
+
+/// Splitting and parsing of one object's decompressed bytes, fed in chunks.
+struct Records {
+    splitter: RecordSplitter,
+    stats: ObjectStats,
+    batch: Vec<Event>,
     limits: Limits,
-    out: &mut O,
-) -> Result<ObjectStats, DecodeError>
-where
-    R: AsyncRead + Unpin + Send,
-    O: EventOut + Send,
-{
-    let mut splitter = RecordSplitter::new(limits.max_record_bytes);
-    let mut stats = ObjectStats::default();
-    let mut buf = ReadBuffer::take();
-    let mut batch: Vec<Event> = Vec::with_capacity(1024);
-    loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(n) => n,
-            Err(source) => {
-                flush(&mut batch, out).await?;
-                return Err(DecodeError::Read {
-                    bytes: stats.bytes,
-                    source,
-                });
-            }
-        };
-        if n == 0 {
-            break;
+}
+
+impl Records {
+    fn new(limits: Limits) -> Self {
+        Self {
+            splitter: RecordSplitter::new(limits.max_record_bytes),
+            stats: ObjectStats::default(),
+            batch: Vec::with_capacity(1024),
+            limits,
         }
-        stats.bytes += n as u64;
+    }
+
+    /// Parse the records `chunk` completes and deliver them.
+    async fn feed<O: EventOut + Send>(
+        &mut self,
+        chunk: &[u8],
+        out: &mut O,
+    ) -> Result<(), DecodeError> {
+        let Self {
+            splitter,
+            stats,
+            batch,
+            limits,
+        } = self;
+        stats.bytes += chunk.len() as u64;
         if stats.bytes > limits.max_decompressed_bytes {
-            flush(&mut batch, out).await?;
+            flush(batch, out).await?;
             return Err(DecodeError::TooLarge(limits.max_decompressed_bytes));
         }
         let mut too_many = false;
         let res = INTERNER.with_borrow_mut(|interner| {
-            splitter.feed(&buf[..n], &mut |piece| {
+            splitter.feed(chunk, &mut |piece| {
                 stats.records += 1;
                 if stats.records > limits.max_records {
                     too_many = true;
@@ -258,14 +304,69 @@ where
             })
         });
         stats.events += batch.len() as u64;
-        flush(&mut batch, out).await?;
+        flush(batch, out).await?;
         if too_many {
             return Err(DecodeError::TooManyRecords(limits.max_records));
         }
-        res?;
+        Ok(res?)
     }
-    splitter.finish()?;
-    Ok(stats)
+
+    /// Deliver what is pending after a read error.
+    async fn fail<O: EventOut + Send>(
+        &mut self,
+        source: std::io::Error,
+        out: &mut O,
+    ) -> DecodeError {
+        if let Err(e) = flush(&mut self.batch, out).await {
+            return e;
+        }
+        DecodeError::Read {
+            bytes: self.stats.bytes,
+            source,
+        }
+    }
+
+    fn finish(self) -> Result<ObjectStats, DecodeError> {
+        self.splitter.finish()?;
+        Ok(self.stats)
+    }
+}
+
+/// Decode decompressed bytes read from `reader`, [`CHUNK`] at a time.
+async fn decode_stream<R, O>(
+    mut reader: R,
+    limits: Limits,
+    out: &mut O,
+) -> Result<ObjectStats, DecodeError>
+where
+    R: AsyncRead + Unpin + Send,
+    O: EventOut + Send,
+{
+    let mut records = Records::new(limits);
+    let mut buf = ReadBuffer::take();
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(source) => return Err(records.fail(source, out).await),
+        };
+        records.feed(&buf[..n], out).await?;
+    }
+    records.finish()
+}
+
+/// Decode an object's decompressed bytes held whole, in the same
+/// [`CHUNK`]-sized steps as a stream (batches and caps behave alike).
+async fn decode_bytes<O: EventOut + Send>(
+    bytes: &[u8],
+    limits: Limits,
+    out: &mut O,
+) -> Result<ObjectStats, DecodeError> {
+    let mut records = Records::new(limits);
+    for chunk in bytes.chunks(CHUNK) {
+        records.feed(chunk, out).await?;
+    }
+    records.finish()
 }
 
 async fn flush<O: EventOut + Send>(batch: &mut Vec<Event>, out: &mut O) -> Result<(), DecodeError> {
@@ -302,6 +403,7 @@ mod tests {
 
     fn limits() -> Limits {
         Limits {
+            whole_object_max_bytes: 4 << 20,
             max_decompressed_bytes: 1 << 30,
             max_records: 1_000_000,
             max_record_bytes: 1 << 20,
@@ -347,6 +449,42 @@ mod tests {
         let (ev, r) = run(two, "a.json.gz", limits()).await;
         assert_eq!(ev.len(), 2);
         assert!(r.is_ok());
+    }
+
+    async fn run_with(
+        bytes: Vec<u8>,
+        whole_object_max_bytes: usize,
+    ) -> (Vec<Event>, Result<ObjectStats, DecodeError>) {
+        let l = Limits {
+            whole_object_max_bytes,
+            ..limits()
+        };
+        run(bytes, "a.json.gz", l).await
+    }
+
+    #[tokio::test]
+    async fn whole_object_and_stream_decode_alike() {
+        // Large enough to span several chunks, with a bad record inside.
+        let mut recs: Vec<String> = (0..3000).map(rec).collect();
+        recs[1234] = r#"{"eventTime":"x"}"#.into();
+        let body = format!(r#"{{"Records":[{}]}}"#, recs.join(","));
+        let z = gz(body.as_bytes());
+        let (streamed, s) = run_with(z.clone(), 0).await;
+        let s = s.unwrap();
+        assert!(
+            inflate::gunzip_whole(&z, WholeLimits::DEFAULT).is_some(),
+            "the object qualifies for the whole path"
+        );
+        let (whole, w) = run_with(z.clone(), 4 << 20).await;
+        assert_eq!(w.unwrap(), s);
+        assert_eq!(whole, streamed);
+        assert_eq!(s.events, 2999);
+        assert_eq!(s.bytes, body.len() as u64);
+        // Over the compressed cap: streamed, starting with the bytes read
+        // to find that out.
+        let (chained, c) = run_with(z.clone(), z.len() / 3).await;
+        assert_eq!(c.unwrap(), s);
+        assert_eq!(chained, streamed);
     }
 
     #[tokio::test]
