@@ -1274,9 +1274,14 @@ fn baseline_count(
     };
     let acc = &mut hours[i].1;
     acc.count += 1;
-    // `Sym` equality compares addresses first, so interned names are found
-    // without comparing their bytes.
-    if acc.commands.len() < 50 && !acc.commands.contains(&e.name) {
+    // Names from one decoder share an address: look for it first, so the
+    // usual repeat costs no byte comparison (`contains` compares the bytes
+    // of every same-length name it passes); a name interned by another
+    // decoder thread is still found by its text.
+    if acc.commands.len() < 50
+        && !acc.commands.iter().any(|c| Sym::ptr_eq(c, &e.name))
+        && !acc.commands.contains(&e.name)
+    {
         acc.commands.push(e.name.clone());
     }
     if acc.sample.len() < 20 {
