@@ -5,9 +5,10 @@
 //! name. An object up to [`Limits::whole_object_max_bytes`] is read whole and
 //! inflated in one call ([`inflate`]); larger ones, and any that is not one
 //! sound gzip member, are streamed (multi-member gzip is supported). Either
-//! way the decompressed bytes are split and parsed in the same chunks. A malformed record is skipped and
-//! counted; a structural problem (truncation, not JSON, caps exceeded) ends
-//! the object with an error after every record before it was delivered.
+//! way the decompressed bytes are split and parsed in the same chunks. A
+//! malformed record is skipped and counted; a structural problem
+//! (truncation, not JSON, caps exceeded) ends the object with an error after
+//! every record before it was delivered.
 
 pub mod event;
 pub mod inflate;
