@@ -200,11 +200,7 @@ where
     if !is_gzip {
         return decode_stream(buffered, limits, out).await;
     }
-    let whole = WholeLimits {
-        max_compressed_bytes: limits.whole_object_max_bytes,
-        max_decompressed_bytes: WholeLimits::MAX_DECOMPRESSED_BYTES
-            .min(usize::try_from(limits.max_decompressed_bytes).unwrap_or(usize::MAX)),
-    };
+    let whole = whole_limits(&limits);
     if whole.max_compressed_bytes == 0 {
         return decode_stream(gunzip_stream(buffered), limits, out).await;
     }
@@ -220,6 +216,46 @@ where
         let input = BufReader::with_capacity(INPUT_CHUNK, rest);
         return decode_stream(gunzip_stream(input), limits, out).await;
     }
+    decode_gzip_held(gz, whole, limits, out).await
+}
+
+/// [`decode_object`] for an object already read into memory (a local file
+/// no larger than [`Limits::whole_object_max_bytes`]): the same outcome,
+/// without copying the bytes through a reader.
+pub async fn decode_held<O: EventOut + Send>(
+    bytes: Vec<u8>,
+    name: &str,
+    limits: Limits,
+    out: &mut O,
+) -> Result<ObjectStats, DecodeError> {
+    let is_gzip = bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
+    if is_gzip {
+        return decode_gzip_held(bytes, whole_limits(&limits), limits, out).await;
+    }
+    if name.ends_with(".gz") && !bytes.is_empty() {
+        return Err(DecodeError::NotGzip(
+            bytes.iter().take(4).copied().collect(),
+        ));
+    }
+    decode_bytes(&bytes, limits, out).await
+}
+
+fn whole_limits(limits: &Limits) -> WholeLimits {
+    WholeLimits {
+        max_compressed_bytes: limits.whole_object_max_bytes,
+        max_decompressed_bytes: WholeLimits::MAX_DECOMPRESSED_BYTES
+            .min(usize::try_from(limits.max_decompressed_bytes).unwrap_or(usize::MAX)),
+    }
+}
+
+/// A whole gzip object: inflated in one call when it qualifies, else
+/// streamed from memory.
+async fn decode_gzip_held<O: EventOut + Send>(
+    gz: Vec<u8>,
+    whole: WholeLimits,
+    limits: Limits,
+    out: &mut O,
+) -> Result<ObjectStats, DecodeError> {
     match inflate::gunzip_whole(&gz, whole) {
         Some(plain) => {
             drop(gz);
@@ -486,6 +522,35 @@ mod tests {
         let (chained, c) = run_with(z.clone(), z.len() / 3).await;
         assert_eq!(c.unwrap(), s);
         assert_eq!(chained, streamed);
+    }
+
+    #[tokio::test]
+    async fn an_object_held_in_memory_decodes_like_one_read() {
+        let recs: Vec<String> = (0..500).map(rec).collect();
+        let body = format!(r#"{{"Records":[{}]}}"#, recs.join(","));
+        let (a, b) = body.as_bytes().split_at(body.len() / 2);
+        let mut two = gz(a);
+        two.extend(gz(b));
+        let z = gz(body.as_bytes());
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (z.clone(), "a.json.gz"),
+            (z[..z.len() / 2].to_vec(), "a.json.gz"),
+            (two, "a.json.gz"),
+            (body.clone().into_bytes(), "a.json"),
+            (body.into_bytes(), "a.json.gz"),
+            (Vec::new(), "a.json.gz"),
+        ];
+        for (bytes, name) in cases {
+            let (read, r) = run(bytes.clone(), name, limits()).await;
+            let mut c = Collect::default();
+            let h = decode_held(bytes, name, limits(), &mut c).await;
+            assert_eq!(c.0, read, "{name}");
+            match (r, h) {
+                (Ok(r), Ok(h)) => assert_eq!(r, h),
+                (Err(r), Err(h)) => assert_eq!(r.to_string(), h.to_string()),
+                (r, h) => panic!("{name}: read {r:?}, held {h:?}"),
+            }
+        }
     }
 
     #[tokio::test]

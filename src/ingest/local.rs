@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::decode::{DecodeError, EventOut, Limits, ObjectStats, decode_object};
+use crate::decode::{DecodeError, EventOut, Limits, ObjectStats, decode_held, decode_object};
 use crate::telemetry::metrics;
 
 /// Where `replay` reads from.
@@ -134,7 +134,7 @@ pub async fn process_file<O: EventOut + Send>(
     metrics().bytes_read.add(len);
     let name = path.to_string_lossy();
     match body {
-        Ok(bytes) => decode_object(std::io::Cursor::new(bytes), &name, limits, out).await,
+        Ok(bytes) => decode_held(bytes, &name, limits, out).await,
         Err(f) => decode_object(tokio::fs::File::from_std(f), &name, limits, out).await,
     }
 }
