@@ -33,7 +33,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 use reconwatch::config::{RulesConfig, S3Config};
 use reconwatch::decode::inflate::gunzip_whole;
-use reconwatch::decode::{Event, EventOut, EventRef, Limits, WholeLimits};
+use reconwatch::decode::{Event, EventOut, EventRef, Limits, WholeLimits, is_gzip};
 use reconwatch::ingest::local;
 use reconwatch::rules::alert::Detection;
 use reconwatch::window::engine::{Engine, EngineConfig};
@@ -145,17 +145,24 @@ async fn drain<R: AsyncRead + Unpin>(mut r: R, buf: &mut [u8]) -> std::io::Resul
 
 async fn gunzip_file(path: &Path, buf: &mut [u8]) -> anyhow::Result<u64> {
     let whole = WholeLimits::DEFAULT;
-    if tokio::fs::metadata(path).await?.len() <= whole.max_compressed_bytes as u64 {
-        let gz = tokio::fs::read(path).await?;
-        if let Some(plain) = gunzip_whole(&gz, whole) {
-            return Ok(plain.len() as u64);
-        }
+    let mut f = tokio::fs::File::open(path).await?;
+    if f.metadata().await?.len() > whole.max_compressed_bytes as u64 {
+        return gunzip_stream(f, buf).await;
     }
-    let f = tokio::fs::File::open(path).await?;
-    let mut reader = BufReader::with_capacity(CHUNK, f);
+    let mut gz = Vec::new();
+    f.read_to_end(&mut gz).await?;
+    match gunzip_whole(&gz, whole) {
+        Some(plain) => Ok(plain.len() as u64),
+        None => gunzip_stream(std::io::Cursor::new(gz), buf).await,
+    }
+}
+
+/// Streamed decompression (or plain bytes), as replay does for objects
+/// that are not inflated whole.
+async fn gunzip_stream<R: AsyncRead + Unpin>(r: R, buf: &mut [u8]) -> anyhow::Result<u64> {
+    let mut reader = BufReader::with_capacity(CHUNK, r);
     let head = reader.fill_buf().await?;
-    let is_gzip = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
-    Ok(if is_gzip {
+    Ok(if is_gzip(head) {
         let mut dec = GzipDecoder::new(reader);
         dec.multiple_members(true);
         drain(dec, buf).await?

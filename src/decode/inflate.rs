@@ -187,7 +187,7 @@ thread_local! {
 /// inflate checks it against what the data produces.
 fn declared_size(gz: &[u8]) -> Option<usize> {
     // Header (10) + empty deflate block (2) + trailer (8).
-    if gz.len() < 20 || gz[0] != 0x1f || gz[1] != 0x8b {
+    if gz.len() < 20 || !super::is_gzip(gz) {
         return None;
     }
     let t: [u8; 4] = gz[gz.len() - 4..].try_into().ok()?;

@@ -193,11 +193,7 @@ where
         .fill_buf()
         .await
         .map_err(|source| DecodeError::Read { bytes: 0, source })?;
-    let is_gzip = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
-    if !is_gzip && name.ends_with(".gz") && !head.is_empty() {
-        return Err(DecodeError::NotGzip(head.iter().take(4).copied().collect()));
-    }
-    if !is_gzip {
+    if !gzip_or_refuse(head, name)? {
         return decode_stream(buffered, limits, out).await;
     }
     let whole = whole_limits(&limits);
@@ -228,16 +224,25 @@ pub async fn decode_held<O: EventOut + Send>(
     limits: Limits,
     out: &mut O,
 ) -> Result<ObjectStats, DecodeError> {
-    let is_gzip = bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
-    if is_gzip {
+    if gzip_or_refuse(&bytes, name)? {
         return decode_gzip_held(bytes, whole_limits(&limits), limits, out).await;
     }
-    if name.ends_with(".gz") && !bytes.is_empty() {
-        return Err(DecodeError::NotGzip(
-            bytes.iter().take(4).copied().collect(),
-        ));
-    }
     decode_bytes(&bytes, limits, out).await
+}
+
+/// Whether `head` (an object's first bytes) starts with the gzip magic.
+pub fn is_gzip(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b])
+}
+
+/// Whether the object starting with `head` is gzip; a `.gz` name on
+/// anything else (but an empty object) is refused.
+fn gzip_or_refuse(head: &[u8], name: &str) -> Result<bool, DecodeError> {
+    let gzip = is_gzip(head);
+    if !gzip && name.ends_with(".gz") && !head.is_empty() {
+        return Err(DecodeError::NotGzip(head.iter().take(4).copied().collect()));
+    }
+    Ok(gzip)
 }
 
 fn whole_limits(limits: &Limits) -> WholeLimits {

@@ -853,7 +853,7 @@ mod tests {
         let mut out = Vec::new();
         for f in files {
             let mut bytes = std::fs::read(&f).unwrap();
-            if bytes.starts_with(&[0x1f, 0x8b]) {
+            if crate::decode::is_gzip(&bytes) {
                 let mut plain = Vec::new();
                 flate2::read::MultiGzDecoder::new(&bytes[..])
                     .read_to_end(&mut plain)
