@@ -577,6 +577,18 @@ fn count_tagged(events: &[Event], tag: &str, n: u64) -> (usize, bool) {
     (order.len(), in_order)
 }
 
+/// `body` served with `etag`, the first response cut at 60 % of the body;
+/// later ones whole, or `replace_with` (a new version) when given.
+fn cut_once(body: &[u8], etag: &str, replace_with: Option<(Vec<u8>, String)>) -> Behavior {
+    Behavior::Cut {
+        breaks: 1,
+        cut_at: body.len() * 6 / 10,
+        body: body.to_vec(),
+        etag: etag.into(),
+        replace_with,
+    }
+}
+
 /// The connection drops mid-body: the retry reads the object again under
 /// `If-Match` and delivers only the records the first attempt did not, so
 /// every record arrives exactly once and in order.
@@ -586,16 +598,7 @@ async fn a_body_cut_midway_resumes_after_the_delivered_records() {
     let k = key("CUTRESUME0000001");
     let body = tagged_object("resume", 3000);
     let etag = "\"11111111111111111111111111111111\"".to_string();
-    server.set(
-        &k,
-        Behavior::Cut {
-            breaks: 1,
-            cut_at: body.len() * 6 / 10,
-            body: body.clone(),
-            etag: etag.clone(),
-            replace_with: None,
-        },
-    );
+    server.set(&k, cut_once(&body, &etag, None));
     let (r, out) = read(&server, &k, 3, false).await;
     let stats = r.expect("the second attempt reads the object");
     assert_eq!(stats.events, 3000);
@@ -621,13 +624,7 @@ async fn a_body_cut_while_read_whole_delivers_nothing_then_everything() {
     let body = tagged_object("whole", 3000);
     server.set(
         &k,
-        Behavior::Cut {
-            breaks: 1,
-            cut_at: body.len() * 6 / 10,
-            body: body.clone(),
-            etag: "\"44444444444444444444444444444444\"".into(),
-            replace_with: None,
-        },
+        cut_once(&body, "\"44444444444444444444444444444444\"", None),
     );
     let whole = Limits {
         whole_object_max_bytes: 4 << 20,
@@ -654,16 +651,14 @@ async fn an_object_replaced_after_a_cut_is_read_whole() {
     let old = tagged_object("old-version", 3000);
     server.set(
         &k,
-        Behavior::Cut {
-            breaks: 1,
-            cut_at: old.len() * 6 / 10,
-            body: old.clone(),
-            etag: "\"22222222222222222222222222222222\"".into(),
-            replace_with: Some((
+        cut_once(
+            &old,
+            "\"22222222222222222222222222222222\"",
+            Some((
                 tagged_object("new-version", 500),
                 "\"33333333333333333333333333333333\"".into(),
             )),
-        },
+        ),
     );
     let (r, out) = read(&server, &k, 4, false).await;
     let stats = r.expect("the new version is read");
