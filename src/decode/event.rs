@@ -5,101 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// An interned string. Cloning is a reference-count bump.
-///
-/// Equality compares addresses before contents: interned copies of a value
-/// share one allocation, and the rule engine compares the same identities,
-/// names and IPs as map keys millions of times. (`Arc<str>` itself compares
-/// contents every time.) Hashing and ordering are those of the text, so a
-/// `Sym` key can be looked up by `&str`.
-#[derive(Clone)]
-pub struct Sym(Arc<str>);
-
-impl Sym {
-    /// A new, not interned, symbol for `s`.
-    pub fn new(s: &str) -> Self {
-        Self(Arc::from(s))
-    }
-
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether both are the same allocation (the same interned value).
-    pub fn ptr_eq(a: &Sym, b: &Sym) -> bool {
-        Arc::ptr_eq(&a.0, &b.0)
-    }
-}
-
-impl PartialEq for Sym {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
-    }
-}
-
-impl Eq for Sym {}
-
-impl std::hash::Hash for Sym {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
-    }
-}
-
-impl PartialOrd for Sym {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Sym {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl std::ops::Deref for Sym {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for Sym {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::borrow::Borrow<str> for Sym {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for Sym {
-    fn from(s: &str) -> Self {
-        Self::new(s)
-    }
-}
-
-impl From<String> for Sym {
-    fn from(s: String) -> Self {
-        Self(Arc::from(s))
-    }
-}
-
-impl std::fmt::Debug for Sym {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl std::fmt::Display for Sym {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use super::sym::Sym;
 
 /// Where the identity key came from, in fallback order (rules.md: "Identity =
 /// userIdentity.arn; when absent fall back to principalId / accessKeyId /
@@ -217,14 +123,14 @@ impl Field {
     }
 }
 
-/// `sessionCredentialFromConsole` as a field value: "false", "true". One
-/// shared symbol each, so their addresses are stable like interned values.
+/// `sessionCredentialFromConsole` as a field value: "false", "true", kept
+/// alive here so their addresses stay stable.
 static CONSOLE: std::sync::LazyLock<[Sym; 2]> =
     std::sync::LazyLock::new(|| [Sym::new("false"), Sym::new("true")]);
 
 impl Event {
-    /// The value of `field` as a symbol, borrowed: map lookups by `&Sym`
-    /// compare addresses first, lookups by `&str` always compare bytes.
+    /// The value of `field` as a symbol, borrowed (map lookups by `&Sym`
+    /// cost no reference-count traffic).
     pub fn sym(&self, field: Field) -> Option<&Sym> {
         match field {
             Field::Identity => Some(&self.identity),
@@ -340,27 +246,6 @@ pub fn fnv128(data: &[u8]) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn symbols_equal_by_text_whether_or_not_shared() {
-        use std::collections::HashMap;
-        let a = Sym::new("arn:aws:iam::1:user/a");
-        let shared = a.clone();
-        let copy = Sym::new("arn:aws:iam::1:user/a");
-        assert!(Sym::ptr_eq(&a, &shared) && !Sym::ptr_eq(&a, &copy));
-        assert_eq!(a, shared);
-        assert_eq!(a, copy, "a copy from another interner is the same value");
-        assert_ne!(a, Sym::new("arn:aws:iam::1:user/b"));
-        // Keys hash as text: a map keyed by one copy finds the other and &str.
-        let m: HashMap<Sym, u8> = [(copy, 1)].into();
-        assert_eq!(m.get(&a), Some(&1));
-        assert_eq!(m.get("arn:aws:iam::1:user/a"), Some(&1));
-        assert!(Sym::new("a") < Sym::new("b"));
-        assert_eq!(
-            format!("{a} {a:?}"),
-            r#"arn:aws:iam::1:user/a "arn:aws:iam::1:user/a""#
-        );
-    }
 
     #[test]
     fn uuid_roundtrip() {

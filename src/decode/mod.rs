@@ -14,6 +14,7 @@ pub mod event;
 pub mod inflate;
 pub mod record;
 pub mod splitter;
+pub mod sym;
 pub mod time;
 
 use std::collections::BTreeMap;

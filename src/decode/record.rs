@@ -38,8 +38,9 @@ impl RecordError {
     }
 }
 
-/// Interns strings; cleared when it grows past its cap so memory stays bounded
-/// with high-cardinality fields (IPs, access keys).
+/// A decoder thread's cache in front of the process-wide symbol table
+/// ([`Sym::new`]); cleared when it grows past its cap so memory stays
+/// bounded with high-cardinality fields (IPs, access keys).
 ///
 /// Keyed by bytes: a record's strings are looked up before they are checked
 /// as UTF-8, so only the first sighting of a string pays for the check.
@@ -974,5 +975,9 @@ mod tests {
         i.intern("b");
         i.intern("c");
         assert!(i.map.len() <= 2);
+        // Another thread's cache, or this one after a clear, hands out the
+        // same symbol: the table behind them is process-wide.
+        assert!(Sym::ptr_eq(&a, &i.intern("a")));
+        assert!(Sym::ptr_eq(&a, &Interner::default().intern("a")));
     }
 }

@@ -3,11 +3,10 @@
 //! event clock that drives every actor's watermark.
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHashMap;
 
 use crate::decode::{Event, EventOut, EventRef};
 use crate::ingest::ack::Ack;
@@ -316,9 +315,15 @@ pub struct Applied {
 
 /// Shard index of an identity.
 pub fn shard_of(identity: &str, shards: usize) -> usize {
-    let mut h = FxHasher::default();
-    identity.hash(&mut h);
-    (h.finish() % shards as u64) as usize
+    shard_of_hash(crate::decode::sym::text_hash(identity), shards)
+}
+
+/// [`shard_of`] from the identity's hash (a [`Sym`]'s, computed when it
+/// was interned).
+///
+/// [`Sym`]: crate::decode::Sym
+pub fn shard_of_hash(hash: u64, shards: usize) -> usize {
+    (hash % shards as u64) as usize
 }
 
 /// Routes decoded events to shard actors. One per fetch task; cheap to make.
@@ -374,7 +379,7 @@ impl EventOut for Router {
         let mut max = i64::MIN;
         for e in events {
             max = max.max(e.time_ms);
-            let i = shard_of(&e.identity, n);
+            let i = shard_of_hash(e.identity.text_hash(), n);
             per[i].push(Arc::new(e));
         }
         if max == i64::MIN {
@@ -409,10 +414,12 @@ mod tests {
 
     #[test]
     fn shard_of_is_stable_and_in_range() {
+        let sym = crate::decode::Sym::new("arn:aws:iam::1:user/a");
         for n in 1..8 {
             let a = shard_of("arn:aws:iam::1:user/a", n);
             assert!(a < n);
             assert_eq!(a, shard_of("arn:aws:iam::1:user/a", n));
+            assert_eq!(a, shard_of_hash(sym.text_hash(), n));
         }
     }
 

@@ -323,7 +323,7 @@ fn group_key(rule: &CompiledRule, e: &EventRef) -> GroupKey {
     rule.spec
         .group_by
         .iter()
-        .map(|f| e.get_sym(*f).unwrap_or_else(|| Sym::new("")))
+        .map(|f| e.get_sym(*f).unwrap_or_else(Sym::empty))
         .collect()
 }
 
@@ -1157,7 +1157,7 @@ fn new_terms_triggered(
                 .events
                 .first()
                 .and_then(|e| e.get_sym(*other))
-                .unwrap_or_else(|| Sym::new("")),
+                .unwrap_or_else(Sym::empty),
         })
         .collect();
     let terms = st.seen.get(&key)?;
@@ -1274,14 +1274,8 @@ fn baseline_count(
     };
     let acc = &mut hours[i].1;
     acc.count += 1;
-    // Names from one decoder share an address: look for it first, so the
-    // usual repeat costs no byte comparison (`contains` compares the bytes
-    // of every same-length name it passes); a name interned by another
-    // decoder thread is still found by its text.
-    if acc.commands.len() < 50
-        && !acc.commands.iter().any(|c| Sym::ptr_eq(c, &e.name))
-        && !acc.commands.contains(&e.name)
-    {
+    // Symbols compare by address, so this scan reads no text.
+    if acc.commands.len() < 50 && !acc.commands.contains(&e.name) {
         acc.commands.push(e.name.clone());
     }
     if acc.sample.len() < 20 {
