@@ -491,11 +491,14 @@ async fn run_offline(
             }
         }
     }
-    items.sort_by(|a, b| local::replay_order(&a.name(), &b.name()));
+    // Names are made once, not in the comparator: a path's `display` costs
+    // more than its comparison, and a sort makes ~n log n of them.
+    let mut named: Vec<(String, Item)> = items.into_iter().map(|i| (i.name(), i)).collect();
+    named.sort_by(|(a, _), (b, _)| local::replay_order(a, b));
     // Delivery slot per item; the watermark may not pass the oldest unread one.
-    let slots: Vec<Option<i64>> = items
+    let slots: Vec<Option<i64>> = named
         .iter()
-        .map(|i| local::cloudtrail_slot_ms(&i.name()))
+        .map(|(name, _)| local::cloudtrail_slot_ms(name))
         .collect();
     let m = metrics();
     let alerts_before = m.alerts.snapshot();
@@ -517,7 +520,7 @@ async fn run_offline(
     let pipeline = Pipeline::start(&cfg, rules, false, sdk.as_ref(), state).await?;
     let progress = telemetry::progress::Progress::new(
         if train { "train" } else { "replay" },
-        items.len() as u64,
+        named.len() as u64,
         std::io::stderr().is_terminal(),
     );
     let router = pipeline.router.clone();
@@ -534,9 +537,9 @@ async fn run_offline(
     clock.set_ceiling(unstarted_min[0]);
     let disorder_ms = cfg.pipeline.object_disorder_secs as i64 * 1000;
     {
-        let results = futures::stream::iter(items.into_iter().enumerate())
+        let results = futures::stream::iter(named.into_iter().enumerate())
             .take_until(token.cancelled())
-            .map(|(i, item)| {
+            .map(|(i, (name, item))| {
                 let hold = match slots[i] {
                     Some(slot) => clock.hold_following(slot, disorder_ms),
                     None => clock.hold(i64::MIN),
@@ -548,7 +551,6 @@ async fn run_offline(
                 let (ack, applied) = crate::ingest::ack::Ack::new();
                 let mut router = router.with_ack(ack).with_progress(hold.progress());
                 let fetcher = fetcher.clone();
-                let name = item.name();
                 // Decoding runs on its own task so objects are decoded on
                 // every core, not all on the task driving this stream.
                 let task = tokio::spawn(async move {
