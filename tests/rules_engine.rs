@@ -681,3 +681,49 @@ fn new_terms_last_seen_is_saved_once_per_hour_not_per_event() {
     let later = saved(&mut e).expect("an hour later last-seen is saved");
     assert_eq!(later.1, format!(r#"{{"203.0.113.50":[{t1},{t3}]}}"#));
 }
+
+#[test]
+fn rule5_an_hour_open_while_an_earlier_one_seals_is_judged_on_the_new_history() {
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
+    // Monday 2026-11-23 00:00 UTC.
+    let monday = T0 + 3 * DAY - 10 * HOUR;
+    let mut id = 50_000u64;
+    let mut calls = |start: i64, n: i64, step_ms: i64| -> Vec<Ev> {
+        (0..n)
+            .map(|k| {
+                let mut x = Ev::new(start + k * step_ms, "DescribeInstances");
+                id += 1;
+                x.id = id;
+                x
+            })
+            .collect()
+    };
+    // Three weeks of weekday 08:00 hours (the "08d" group): 15 samples of
+    // 10 to 12 calls, one fewer than the rule's 16 needed to judge.
+    let mut ev = Vec::new();
+    for week in 0..3 {
+        for wd in 0..5 {
+            let day = monday + (week * 7 + wd) * DAY;
+            ev.extend(calls(day + 8 * HOUR, 10 + (week * 5 + wd) % 3, 60_000));
+        }
+    }
+    // Week four, Monday: the 16th sample at 08:00, then 09:00 opens (same
+    // group) while 08:00 is still open, so 09:00 is first looked at with
+    // 15 samples. 08:00 seals when the watermark passes 09:00 (lateness
+    // 900 s: at the event of 09:20), and 09:00 then goes on to 200 calls.
+    let day = monday + 21 * DAY;
+    ev.extend(calls(day + 8 * HOUR, 11, 60_000));
+    ev.extend(calls(day + 9 * HOUR + 10 * 60_000, 1, 1));
+    ev.extend(calls(day + 9 * HOUR + 20 * 60_000, 200, 10_000));
+    let mut e = engine(rules_with(""));
+    let out = run(&mut e, &ev);
+    let hits = fired(&out, "api_calls_anomaly");
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    assert_eq!(hits[0].window_start_ms, day + 9 * HOUR);
+    let facts = hits[0].baseline.as_ref().unwrap();
+    assert_eq!(
+        facts.samples, 16,
+        "judged on the history that includes 08:00"
+    );
+}

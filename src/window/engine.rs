@@ -119,6 +119,20 @@ struct HourAcc {
     sample: Vec<EventRef>,
     /// (alert id, count) when it alerted.
     alerted: Option<(String, u64)>,
+    /// The group's threshold, looked up on the hour's first event: the
+    /// history changes only when an hour is sealed, restored or forgotten,
+    /// and those reset it (`None`: not looked up since).
+    judge: Option<Option<Judge>>,
+}
+
+/// What an open hour is judged against (see [`baseline_count`]).
+#[derive(Debug, Clone, Copy)]
+struct Judge {
+    upper: f64,
+    dist: Dist,
+    samples: usize,
+    bucket: u32,
+    weekend: bool,
 }
 
 /// Past hourly counts of one (hour bucket, weekend) group of an identity.
@@ -717,7 +731,11 @@ impl Engine {
                     }
                     match serde_json::from_slice::<IdentityBaseline>(&v) {
                         Ok(b) => {
-                            st.identities.insert(Sym::from(k), b);
+                            let identity = Sym::from(k);
+                            if let Some(hours) = st.open.get_mut(&identity) {
+                                reset_judges(hours);
+                            }
+                            st.identities.insert(identity, b);
                         }
                         Err(e) => {
                             tracing::error!(ns, key = %k, error = %e, "Unreadable baseline entry skipped.")
@@ -1264,7 +1282,10 @@ fn baseline_count(
 ) -> Option<Detection> {
     let spec = rule.spec.baseline.as_ref().expect("validated");
     let hour = e.time_ms.div_euclid(HOUR_MS) * HOUR_MS;
-    let hours = group_mut(&mut st.open, &e.identity);
+    let BaselineState {
+        open, identities, ..
+    } = st;
+    let hours = group_mut(open, &e.identity);
     let i = match hours.binary_search_by_key(&hour, |(h, _)| *h) {
         Ok(i) => i,
         Err(i) => {
@@ -1284,16 +1305,31 @@ fn baseline_count(
     if acc.alerted.is_some() {
         return None;
     }
-    let (name, bucket, weekend) = group_name(spec, hour);
-    let hist = st
-        .identities
-        .get_mut(&e.identity)?
-        .groups
-        .get_mut(name.as_str())?;
-    if hist.samples.len() < spec.min_samples {
-        return None;
-    }
-    let (upper, dist) = hist.threshold(spec)?;
+    let judge = *acc.judge.get_or_insert_with(|| {
+        let (name, bucket, weekend) = group_name(spec, hour);
+        let hist = identities
+            .get_mut(&e.identity)?
+            .groups
+            .get_mut(name.as_str())?;
+        if hist.samples.len() < spec.min_samples {
+            return None;
+        }
+        let (upper, dist) = hist.threshold(spec)?;
+        Some(Judge {
+            upper,
+            dist,
+            samples: hist.samples.len(),
+            bucket,
+            weekend,
+        })
+    });
+    let Judge {
+        upper,
+        dist,
+        samples,
+        bucket,
+        weekend,
+    } = judge?;
     let n = acc.count as f64;
     if n <= upper || n <= round4(upper) {
         return None;
@@ -1301,7 +1337,6 @@ fn baseline_count(
     let key: GroupKey = std::iter::once(e.identity.clone()).collect();
     let id = alert_id(rule.id(), &key, hour);
     acc.alerted = Some((id.clone(), acc.count));
-    let samples = hist.samples.len();
     Some(baseline_detection(
         rule, key, hour, acc, id, false, upper, dist, samples, bucket, weekend,
     ))
@@ -1365,10 +1400,12 @@ fn baseline_seal(
         dirty,
     } = st;
     open.retain(|identity, hours| {
+        let mut sealed = false;
         while let Some(&(hour, _)) = hours.first() {
             if hour.saturating_add(HOUR_MS) > wm {
                 break;
             }
+            sealed = true;
             let (_, acc) = hours.remove(0);
             let (name, bucket, weekend) = group_name(spec, hour);
             let hist = identities
@@ -1402,17 +1439,36 @@ fn baseline_seal(
             hist.upper = None;
             dirty.insert(identity.clone());
         }
+        if sealed {
+            reset_judges(hours);
+        }
         !hours.is_empty()
     });
+}
+
+/// Make the open hours look their group's threshold up again (its history
+/// changed).
+fn reset_judges(hours: &mut [(i64, HourAcc)]) {
+    for (_, acc) in hours {
+        acc.judge = None;
+    }
 }
 
 /// Forget identities silent for longer than the history.
 fn baseline_forget(rule: &CompiledRule, st: &mut BaselineState, retain_wm: i64) {
     let spec = rule.spec.baseline.as_ref().expect("validated");
     let cutoff = retain_wm.saturating_sub(spec.history_days as i64 * DAY_MS);
-    st.identities.retain(|_, b| {
-        b.groups
+    let BaselineState {
+        open, identities, ..
+    } = st;
+    identities.retain(|identity, b| {
+        let keep = b
+            .groups
             .values()
-            .any(|g| g.samples.last().is_some_and(|(h, _)| *h >= cutoff))
+            .any(|g| g.samples.last().is_some_and(|(h, _)| *h >= cutoff));
+        if !keep && let Some(hours) = open.get_mut(identity) {
+            reset_judges(hours);
+        }
+        keep
     });
 }
