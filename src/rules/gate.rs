@@ -137,9 +137,10 @@ const MEMO_CAP: usize = 16_384;
 /// Combinations of field values remembered before the memo starts over.
 const COMBO_CAP: usize = 65_536;
 
-/// Gate fields whose value addresses fit a combination key without
-/// allocating; a gate reading more fields skips the combination memo.
-const COMBO_FIELDS: usize = 16;
+/// Slots of a combination key: one per [`Field`], so every gate fits (a
+/// gate reads each field once). The key is held inline: a boxed key cost
+/// a second cache miss per event.
+const COMBO_FIELDS: usize = Field::ALL.len();
 
 /// One engine's memo of the gate's outcomes (single-threaded, per shard).
 #[derive(Debug)]
@@ -148,7 +149,7 @@ pub struct GateMemo {
     fields: Vec<FxHashMap<usize, (Option<Sym>, RuleBits)>>,
     /// Addresses of every gate field's value (0 for none), in gate order →
     /// rules out. Each address is also a key of its field's map above.
-    combos: FxHashMap<Box<[usize]>, RuleBits>,
+    combos: FxHashMap<[usize; COMBO_FIELDS], RuleBits>,
 }
 
 impl GateMemo {
@@ -172,15 +173,14 @@ impl GateMemo {
         for (a, tests) in addrs.iter_mut().zip(&gate.fields) {
             *a = e.get(tests.field).map_or(0, |v| v.as_ptr() as usize);
         }
-        let key = &addrs[..n];
-        if let Some(out) = self.combos.get(key) {
+        if let Some(out) = self.combos.get(&addrs) {
             return *out;
         }
         let out = self.by_field(gate, e);
         if self.combos.len() >= COMBO_CAP {
             self.combos.clear();
         }
-        self.combos.insert(key.into(), out);
+        self.combos.insert(addrs, out);
         out
     }
 
