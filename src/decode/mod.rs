@@ -170,10 +170,11 @@ impl Drop for ReadBuffer {
 }
 
 thread_local! {
-    /// One interner per worker thread, shared by the objects decoded on it:
-    /// a CloudTrail object holds a few hundred records, too few for a
-    /// per-object interner to pay off. Only borrowed inside the synchronous
-    /// splitter callback, never across an await.
+    /// One interner cache per worker thread, shared by the objects decoded
+    /// on it (in front of the process-wide table, [`sym`]): a CloudTrail
+    /// object holds a few hundred records, too few for a per-object cache
+    /// to pay off. Only borrowed inside the synchronous splitter callback,
+    /// never across an await.
     static INTERNER: std::cell::RefCell<Interner> = std::cell::RefCell::new(Interner::default());
 }
 
