@@ -62,12 +62,7 @@ impl Sym {
     /// The symbol for `s`: the one allocation every `Sym` of this text
     /// shares while any is alive.
     pub fn new(s: &str) -> Self {
-        Self::with_hash(s, text_hash(s))
-    }
-
-    /// [`Sym::new`] with `hash` already computed as [`text_hash`]`(s)`.
-    pub(crate) fn with_hash(s: &str, hash: u64) -> Self {
-        debug_assert_eq!(hash, text_hash(s));
+        let hash = text_hash(s);
         // The top bits pick the shard; hashbrown uses the low and top 7.
         let shard = &TABLE[(hash >> 32) as usize % SHARDS];
         let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());

@@ -155,6 +155,8 @@ pub struct GateMemo {
 impl GateMemo {
     /// An empty memo for `gate` (one map per field it reads).
     pub fn new(gate: &Gate) -> Self {
+        // `Gate::new` keeps one entry per field, so a key has a slot for each.
+        assert!(gate.fields.len() <= COMBO_FIELDS);
         Self {
             fields: gate.fields.iter().map(|_| FxHashMap::default()).collect(),
             combos: FxHashMap::default(),
@@ -165,10 +167,6 @@ impl GateMemo {
     /// (the rule's or the global one) matches. `gate` is the one the memo
     /// was made for.
     pub fn rejected(&mut self, gate: &Gate, e: &Event) -> RuleBits {
-        let n = gate.fields.len();
-        if n > COMBO_FIELDS {
-            return self.by_field(gate, e);
-        }
         let mut addrs = [0usize; COMBO_FIELDS];
         for (a, tests) in addrs.iter_mut().zip(&gate.fields) {
             *a = e.get(tests.field).map_or(0, |v| v.as_ptr() as usize);
