@@ -10,8 +10,10 @@
 //! over budget) returns `None` and the caller streams it, which is also
 //! what reports errors after delivering the records before them.
 //!
-//! This is the crate's only `unsafe`: one call into libdeflate and the
-//! allocation and release of its decompressor.
+//! This is the crate's only `unsafe`: one call into libdeflate, the
+//! allocation and release of its decompressor, and marking the bytes it
+//! wrote into a buffer's spare room as the buffer's contents (so the
+//! buffer is not zeroed first only to be overwritten).
 #![allow(unsafe_code)]
 
 use std::ptr::NonNull;
@@ -89,49 +91,48 @@ impl Drop for Reservation {
 /// An object's decompressed bytes, holding their share of the budget.
 #[derive(Debug)]
 pub struct Plain {
-    /// Possibly longer than the object (a reused buffer): `len` is its size.
     buf: Vec<u8>,
-    len: usize,
     _reserved: Reservation,
 }
 
 impl std::ops::Deref for Plain {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.buf[..self.len]
+        &self.buf
     }
 }
 
 impl Drop for Plain {
     fn drop(&mut self) {
-        if self.buf.len() <= POOLED_MAX_BYTES {
+        if self.buf.capacity() <= POOLED_MAX_BYTES {
             let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
             if pool.len() < POOLED_BUFFERS {
-                pool.push(std::mem::take(&mut self.buf));
+                let mut buf = std::mem::take(&mut self.buf);
+                buf.clear();
+                pool.push(buf);
             }
         }
     }
 }
 
-/// Output buffers of finished objects, kept initialised for the next ones:
-/// zeroing a fresh buffer per object took about 2 % of parsing it.
+/// Output buffers of finished objects, kept for the next ones: most objects
+/// are small, and a buffer that is still in the cache costs no page faults.
 static POOL: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
 /// Buffers kept for reuse.
 const POOLED_BUFFERS: usize = 8;
 /// Larger buffers are freed, not kept.
 const POOLED_MAX_BYTES: usize = 1 << 20;
 
-/// A zero-initialised-once buffer of at least `size` bytes.
+/// An empty buffer with room for at least `size` bytes: a kept one that is
+/// large enough, else a new one. A kept one is never grown: growing copies
+/// what it held, only for it to be overwritten (in replay that copy was a
+/// tenth of the cache misses).
 fn buffer(size: usize) -> Vec<u8> {
-    let mut buf = POOL
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .pop()
-        .unwrap_or_default();
-    if buf.len() < size {
-        buf.resize(size, 0);
+    let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    match pool.iter().position(|b| b.capacity() >= size) {
+        Some(i) => pool.swap_remove(i),
+        None => Vec::with_capacity(size),
     }
-    buf
 }
 
 /// An owned libdeflate decompressor (tables of a few tens of KiB, reused).
@@ -144,29 +145,42 @@ impl Decompressor {
         NonNull::new(unsafe { libdeflate_alloc_decompressor() }).map(Self)
     }
 
-    /// Inflate `gz`, which must be exactly one gzip member, into `out`;
-    /// the bytes written, or `None` for anything else (bad data, CRC or
-    /// size mismatch, output larger than `out`, bytes after the member).
-    fn gunzip_member(&mut self, gz: &[u8], out: &mut [u8]) -> Option<usize> {
+    /// Inflate `gz`, which must be exactly one gzip member, into the
+    /// empty `out`'s spare room; the bytes written (now `out`'s contents),
+    /// or `None` for anything else (bad data, CRC or size mismatch, output
+    /// larger than the room, bytes after the member), leaving `out` empty.
+    fn gunzip_member(&mut self, gz: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        debug_assert!(out.is_empty());
+        let room = out.spare_capacity_mut();
         let mut consumed = 0usize;
         let mut written = 0usize;
         // SAFETY: `self.0` is a live decompressor used by one thread at a
         // time (`&mut self`); the input pointer and length come from one
-        // live slice, as do the output's, so libdeflate reads at most
-        // `gz.len()` bytes and writes at most `out.len()` bytes; both
-        // out-parameters point at live locals.
+        // live slice, as do the output's (the vector's spare room, which
+        // libdeflate only writes), so libdeflate reads at most `gz.len()`
+        // bytes and writes at most `room.len()` bytes; both out-parameters
+        // point at live locals.
         let result = unsafe {
             libdeflate_gzip_decompress_ex(
                 self.0.as_ptr(),
                 gz.as_ptr().cast(),
                 gz.len(),
-                out.as_mut_ptr().cast(),
-                out.len(),
+                room.as_mut_ptr().cast(),
+                room.len(),
                 &mut consumed,
                 &mut written,
             )
         };
-        (result == libdeflate_result_LIBDEFLATE_SUCCESS && consumed == gz.len()).then_some(written)
+        if result != libdeflate_result_LIBDEFLATE_SUCCESS || consumed != gz.len() {
+            return None;
+        }
+        assert!(written <= out.capacity(), "libdeflate wrote past its room");
+        // SAFETY: on success libdeflate has written `written` bytes from the
+        // start of the spare room (the vector was empty), so the first
+        // `written` bytes are initialised, and `written` is within the
+        // capacity (checked above).
+        unsafe { out.set_len(written) };
+        Some(written)
     }
 }
 
@@ -211,11 +225,10 @@ fn gunzip_within(gz: &[u8], limits: WholeLimits, budget: &'static Budget) -> Opt
     let reserved = Reservation::take(budget, size)?;
     let mut plain = Plain {
         buf: buffer(size),
-        len: size,
         _reserved: reserved,
     };
-    let out = &mut plain.buf[..size];
-    let written = DECOMPRESSOR.with_borrow_mut(|d| d.as_mut()?.gunzip_member(gz, out))?;
+    let written =
+        DECOMPRESSOR.with_borrow_mut(|d| d.as_mut()?.gunzip_member(gz, &mut plain.buf))?;
     // libdeflate has checked ISIZE against the bytes produced (mod 2^32);
     // a shorter output can only come from a size that wrapped.
     (written == size).then_some(plain)
@@ -283,6 +296,27 @@ mod tests {
         assert!(gunzip_whole(&z, tight).is_none());
         // Not gzip at all.
         assert!(gunzip_whole(&data, WholeLimits::DEFAULT).is_none());
+    }
+
+    #[test]
+    fn a_kept_buffer_holds_exactly_the_next_object() {
+        // A large object, then smaller ones that get its buffer (or
+        // another kept one): each must read back as its own bytes only,
+        // and an understated size must still be refused with room to spare.
+        let big = text(20_000);
+        drop(gunzip_whole(&gz(&big), WholeLimits::DEFAULT).unwrap());
+        for n in [1, 700, 5_000, 20_000] {
+            let data = text(n);
+            let p = gunzip_whole(&gz(&data), WholeLimits::DEFAULT).unwrap();
+            assert_eq!(&p[..], &data[..], "{n} records");
+        }
+        let data = text(3_000);
+        let mut small = gz(&data);
+        let at = small.len() - 4;
+        small[at..].copy_from_slice(&100u32.to_le_bytes());
+        assert!(gunzip_whole(&small, WholeLimits::DEFAULT).is_none());
+        let empty = gz(b"");
+        assert_eq!(gunzip_whole(&empty, WholeLimits::DEFAULT).unwrap().len(), 0);
     }
 
     #[test]
