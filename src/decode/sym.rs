@@ -87,8 +87,20 @@ impl Sym {
 
     /// The empty string (a missing grouping field), without a table lookup.
     pub fn empty() -> Self {
+        Self::empty_ref().clone()
+    }
+
+    /// [`Sym::empty`], borrowed (it lives as long as the process).
+    pub fn empty_ref() -> &'static Sym {
         static EMPTY: LazyLock<Sym> = LazyLock::new(|| Sym::new(""));
-        EMPTY.clone()
+        &EMPTY
+    }
+
+    /// The allocation's address: the symbol's identity while it is alive.
+    /// A key for maps that hold the symbol alive some other way (the
+    /// events they count), so the address cannot be reused under them.
+    pub fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
     }
 
     /// The text.
