@@ -37,6 +37,65 @@ impl GroupKey {
         let hash = rustc_hash::FxBuildHasher.hash_one(&parts[..]);
         GroupKey { hash, parts }
     }
+
+    /// The hash computed when the key was made.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// A [`GroupKey`] borrowed from an event's fields, for looking state up
+/// without cloning the symbols (an atomic reference-count increment each,
+/// and a decrement when the key is dropped). Same hash as the owned key.
+#[derive(Clone)]
+pub struct GroupKeyRef<'a> {
+    hash: u64,
+    parts: smallvec::SmallVec<[&'a Sym; 2]>,
+}
+
+impl<'a> GroupKeyRef<'a> {
+    /// The key of these values, in `group_by` order.
+    pub fn new(parts: smallvec::SmallVec<[&'a Sym; 2]>) -> Self {
+        use std::hash::BuildHasher;
+        // `[&Sym]` hashes as `[Sym]` does: the length, then each symbol's
+        // stored hash.
+        let hash = rustc_hash::FxBuildHasher.hash_one(&parts[..]);
+        Self { hash, parts }
+    }
+
+    /// The key of one value (identity-grouped rules, most of them).
+    pub fn one(value: &'a Sym) -> Self {
+        use std::hash::BuildHasher;
+        Self {
+            hash: rustc_hash::FxBuildHasher.hash_one(std::slice::from_ref(value)),
+            parts: smallvec::smallvec![value],
+        }
+    }
+
+    /// The hash, the same as the owned key's.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Whether `key` has the same values.
+    pub fn is(&self, key: &GroupKey) -> bool {
+        self.hash == key.hash
+            && self.parts.len() == key.parts.len()
+            && self.parts.iter().zip(&key.parts).all(|(a, b)| *a == b)
+    }
+
+    /// The owned key (the symbols cloned).
+    pub fn to_owned_key(&self) -> GroupKey {
+        GroupKey {
+            hash: self.hash,
+            parts: self.parts.iter().map(|s| (*s).clone()).collect(),
+        }
+    }
+
+    /// The first value (the identity, for identity-sharded rules).
+    pub fn first(&self) -> Option<&'a Sym> {
+        self.parts.first().copied()
+    }
 }
 
 impl FromIterator<Sym> for GroupKey {

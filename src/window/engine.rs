@@ -18,12 +18,15 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::decode::{EventRef, Field, IdentitySource, Sym};
+use crate::decode::{Event, EventRef, Field, IdentitySource, Sym};
 use serde::{Deserialize, Serialize};
 
-use crate::rules::alert::{BaselineFacts, Detection, GroupKey, alert_id, episode, sort_distinct};
+use super::state_map::{Lookup, StateMap};
+use crate::rules::alert::{
+    BaselineFacts, Detection, GroupKey, GroupKeyRef, alert_id, episode, sort_distinct,
+};
 use crate::rules::density::{Dist, Fit, round4};
-use crate::rules::gate::GateMemo;
+use crate::rules::gate::{GateMemo, RuleBits};
 use crate::rules::spec::{BaselineSpec, RuleKind, WindowMode};
 use crate::rules::{CompiledRule, RuleSet};
 use crate::telemetry::metrics;
@@ -92,6 +95,9 @@ pub struct Engine {
     states: Vec<RuleState>,
     /// For each rule index, the consumer rules fed by its detections.
     consumers: Vec<Vec<usize>>,
+    /// Rules that take events directly (all but correlations, which take
+    /// detections).
+    direct: RuleBits,
     counts: LocalCounts,
     /// Filter outcomes per field value.
     gate: GateMemo,
@@ -99,8 +105,8 @@ pub struct Engine {
 
 #[derive(Debug)]
 enum RuleState {
-    Sliding(FxHashMap<GroupKey, SlidingGroup>, Suppression),
-    Tumbling(FxHashMap<GroupKey, TumblingGroup>, Suppression),
+    Sliding(StateMap<GroupKey, SlidingGroup>, Suppression),
+    Tumbling(StateMap<GroupKey, TumblingGroup>, Suppression),
     Match(Suppression),
     NewTerms(NewTermsState, Suppression),
     Correlation(FxHashMap<Sym, Vec<Detection>>, Suppression),
@@ -153,7 +159,7 @@ struct IdentityBaseline {
 #[derive(Debug, Default)]
 struct BaselineState {
     /// Open hours per identity, sorted by hour (one or two, rarely more).
-    open: FxHashMap<Sym, Vec<(i64, HourAcc)>>,
+    open: StateMap<Sym, Vec<(i64, HourAcc)>>,
     identities: FxHashMap<Sym, IdentityBaseline>,
     dirty: FxHashSet<Sym>,
 }
@@ -203,33 +209,38 @@ impl SlidingGroup {
     /// order is kept).
     fn normalize(&mut self) {
         if self.sorted < self.events.len() {
-            self.events.make_contiguous().sort_by_key(|(t, _)| *t);
+            self.events.make_contiguous().sort_by_key(|x| x.t);
             self.sorted = self.events.len();
         }
     }
 
-    fn pop_front(&mut self) -> Option<EventRef> {
-        let (_, e) = self.events.pop_front()?;
+    fn pop_front(&mut self) -> Option<Buffered> {
+        let x = self.events.pop_front()?;
         self.sorted = self.sorted.saturating_sub(1);
-        Some(e)
+        Some(x)
     }
 
     /// Drop events older than `cutoff` from the front (those of the
     /// unsorted tail wait for the next sort).
-    fn expire_front(&mut self, cutoff: i64, field: Option<Field>) {
-        while self.events.front().is_some_and(|(t, _)| *t < cutoff) {
+    fn expire_front(&mut self, cutoff: i64) {
+        while self.events.front().is_some_and(|x| x.t < cutoff) {
             let old = self.pop_front().expect("front exists");
-            forget(&mut self.counts, field, &old);
+            forget(&mut self.counts, old.value);
         }
     }
 }
 
 /// Last fired window start per group, to suppress repeats.
 #[derive(Debug, Default)]
-struct Suppression(FxHashMap<GroupKey, i64>);
+struct Suppression(StateMap<GroupKey, i64>);
 
 impl Suppression {
-    fn suppressed(&self, rule: &CompiledRule, group: &GroupKey, start_ms: i64) -> bool {
+    fn suppressed(
+        &self,
+        rule: &CompiledRule,
+        group: &impl Lookup<GroupKey>,
+        start_ms: i64,
+    ) -> bool {
         rule.suppress_ms > 0
             && self
                 .0
@@ -256,13 +267,25 @@ struct SlidingGroup {
     /// sorted in only when a sweep or an eviction needs order. Records within
     /// a CloudTrail object are shuffled, so a sorted insert per event would
     /// shift half a busy identity's buffer every time.
-    /// (event time, event): the time is kept beside the reference so that
-    /// sorting and the window bounds do not read every event.
-    events: VecDeque<(i64, EventRef)>,
+    events: VecDeque<Buffered>,
     sorted: usize,
     /// Distinct-field value counts over the whole buffer (a cheap upper bound
-    /// that skips the window sweep for groups that cannot cross).
-    counts: FxHashMap<Sym, u32>,
+    /// that skips the window sweep for groups that cannot cross), by the
+    /// value's [address](Sym::addr): the buffered events hold the values
+    /// alive, so an address here is always a live value's.
+    counts: StateMap<usize, u32>,
+}
+
+/// A buffered event with what windows read of it kept beside the reference:
+/// sorting, the window bounds, counting and expiry then touch no event
+/// (those of a busy identity's buffer are minutes old, out of the cache).
+#[derive(Debug, Clone)]
+struct Buffered {
+    /// Event time.
+    t: i64,
+    /// The distinct field's value, by [address](Sym::addr) (0: none).
+    value: usize,
+    event: EventRef,
 }
 
 #[derive(Debug, Default)]
@@ -287,9 +310,9 @@ struct NewTermsState {
     /// Earliest event time the rule has learnt from (warm-up origin).
     learning_start_ms: Option<i64>,
     /// group → term → (first seen, last seen).
-    seen: FxHashMap<GroupKey, FxHashMap<Sym, (i64, i64)>>,
+    seen: StateMap<GroupKey, FxHashMap<Sym, (i64, i64)>>,
     /// Groups changed since the last persist.
-    dirty: FxHashSet<GroupKey>,
+    dirty: StateMap<GroupKey, ()>,
 }
 
 /// Event IDs applied within the horizon, kept per minute of event time.
@@ -299,9 +322,13 @@ struct NewTermsState {
 /// of random 128-bit keys) missed the cache on nearly every event; the
 /// minutes an object's events fall in are a few small sets that stay
 /// cached, and eviction drops whole minutes instead of removing every ID.
+///
+/// The minutes are a hash map, not a search tree: an event finds its
+/// minute in one probe (a tree search per event was a fortieth of the
+/// engine), and eviction scans the few dozen minutes of the horizon.
 #[derive(Debug)]
 struct Dedup {
-    by_minute: BTreeMap<i64, FxHashSet<u128>>,
+    by_minute: FxHashMap<i64, FxHashSet<u128>>,
     horizon_ms: i64,
 }
 
@@ -317,7 +344,7 @@ impl Dedup {
         let cutoff = watermark_ms
             .saturating_sub(self.horizon_ms)
             .div_euclid(60_000);
-        self.by_minute = self.by_minute.split_off(&cutoff);
+        self.by_minute.retain(|&minute, _| minute >= cutoff);
     }
 }
 
@@ -333,12 +360,14 @@ fn group_mut<'m, K: Clone + Eq + std::hash::Hash, G: Default>(
     groups.get_mut(key).expect("present or just inserted")
 }
 
-fn group_key(rule: &CompiledRule, e: &EventRef) -> GroupKey {
-    rule.spec
-        .group_by
-        .iter()
-        .map(|f| e.get_sym(*f).unwrap_or_else(Sym::empty))
-        .collect()
+/// The event's group under `rule`, borrowed from its fields (a missing
+/// field groups as the empty string).
+fn group_key<'e>(rule: &CompiledRule, e: &'e Event) -> GroupKeyRef<'e> {
+    let mut parts = smallvec::SmallVec::new();
+    for f in &rule.spec.group_by {
+        parts.push(e.sym(*f).unwrap_or(Sym::empty_ref()));
+    }
+    GroupKeyRef::new(parts)
 }
 
 fn distinct_field(rule: &CompiledRule) -> Option<Field> {
@@ -388,10 +417,10 @@ impl Engine {
             .iter()
             .map(|r| match r.spec.kind {
                 RuleKind::Threshold if r.window_mode == WindowMode::Tumbling => {
-                    RuleState::Tumbling(FxHashMap::default(), Suppression::default())
+                    RuleState::Tumbling(StateMap::default(), Suppression::default())
                 }
                 RuleKind::Threshold => {
-                    RuleState::Sliding(FxHashMap::default(), Suppression::default())
+                    RuleState::Sliding(StateMap::default(), Suppression::default())
                 }
                 RuleKind::Match => RuleState::Match(Suppression::default()),
                 RuleKind::NewTerms => {
@@ -405,6 +434,13 @@ impl Engine {
             .collect();
         let horizon_ms = rules.max_horizon_ms().max(60_000);
         let gate = GateMemo::new(&rules.gate);
+        let direct = RuleBits::of(
+            rules
+                .rules
+                .iter()
+                .filter(|r| r.spec.kind != RuleKind::Correlation)
+                .map(|r| r.index),
+        );
         Self {
             counts: LocalCounts {
                 matches: vec![0; n],
@@ -418,11 +454,12 @@ impl Engine {
             evicted_at_ms: i64::MIN,
             swept_at_ms: i64::MIN,
             dedup: Dedup {
-                by_minute: BTreeMap::new(),
+                by_minute: FxHashMap::default(),
                 horizon_ms,
             },
             states,
             consumers,
+            direct,
             gate,
         }
     }
@@ -462,28 +499,24 @@ impl Engine {
             counts,
             cfg,
             watermark_ms,
+            direct,
             ..
         } = self;
-        let rejected = gate.rejected(&rules.gate, &e);
-        // Most rules group by identity alone: that key is built once per
-        // event and lent to each of them; state maps clone it only when they
-        // create a group.
-        let mut by_identity: Option<GroupKey> = None;
-        let mut other: GroupKey;
-        for rule in &rules.rules {
-            let is_trigger_fed = rule
-                .spec
-                .new_terms
-                .as_ref()
-                .is_some_and(|n| n.trigger.is_some());
-            if rule.spec.kind == RuleKind::Correlation || rejected.contains(rule.index) {
-                continue;
-            }
+        let accepted = direct.without(&gate.rejected(&rules.gate, &e));
+        // Most rules group by identity alone: that key is made once per
+        // event and lent to each of them. Keys borrow the event's symbols;
+        // state maps clone them only when they create a group.
+        let ev: &Event = &e;
+        let by_identity = GroupKeyRef::one(&ev.identity);
+        let mut other: GroupKeyRef<'_>;
+        // Only the rules that accept the event, in rule order.
+        for index in accepted.iter() {
+            let rule = &rules.rules[index];
             counts.matches[rule.index] += 1;
-            let key: &GroupKey = if rule.spec.group_by[..] == [Field::Identity] {
-                by_identity.get_or_insert_with(|| std::iter::once(e.identity.clone()).collect())
+            let key: &GroupKeyRef<'_> = if rule.spec.group_by[..] == [Field::Identity] {
+                &by_identity
             } else {
-                other = group_key(rule, &e);
+                other = group_key(rule, ev);
                 &other
             };
             let det = match &mut states[rule.index] {
@@ -495,21 +528,26 @@ impl Engine {
                     tumbling_insert(rule, groups, sup, key, &e, &*cfg)
                 }
                 RuleState::Match(sup) => {
-                    if sup.suppressed(rule, key, e.time_ms) {
+                    if sup.suppressed(rule, key, ev.time_ms) {
                         counts.suppressed[rule.index] += 1;
                         None
                     } else {
-                        sup.record(key.clone(), e.time_ms);
+                        sup.record(key.to_owned_key(), ev.time_ms);
                         Some(single_event_detection(
                             rule,
-                            key.clone(),
+                            key.to_owned_key(),
                             e.clone(),
                             Vec::new(),
                         ))
                     }
                 }
                 RuleState::NewTerms(st, sup) => {
-                    new_terms_learn(rule, st, sup, key, &e, is_trigger_fed)
+                    let triggered = rule
+                        .spec
+                        .new_terms
+                        .as_ref()
+                        .is_some_and(|n| n.trigger.is_some());
+                    new_terms_learn(rule, st, sup, key, &e, triggered)
                 }
                 RuleState::Correlation(..) => None,
                 RuleState::Baseline(st) => baseline_count(rule, st, &e),
@@ -627,10 +665,9 @@ impl Engine {
                     // (`sliding_insert`); this pass is for idle ones.
                     if sweep {
                         let cutoff = wm.saturating_sub(rule.window_ms);
-                        let field = distinct_field(rule);
                         groups.retain(|_, g| {
                             g.normalize();
-                            g.expire_front(cutoff, field);
+                            g.expire_front(cutoff);
                             !g.events.is_empty()
                         });
                     }
@@ -792,7 +829,7 @@ impl Engine {
                 }
                 RuleState::NewTerms(st, _) if !st.dirty.is_empty() => {
                     let mut items: Vec<(String, Vec<u8>)> = std::mem::take(&mut st.dirty)
-                        .into_iter()
+                        .into_keys()
                         .filter_map(|k| {
                             let terms = st.seen.get(&k)?;
                             let m: BTreeMap<&str, (i64, i64)> =
@@ -863,19 +900,19 @@ impl Engine {
     }
 }
 
-fn remember(counts: &mut FxHashMap<Sym, u32>, field: Option<Field>, e: &EventRef) {
-    if let Some(v) = field.and_then(|f| e.sym(f)) {
-        *group_mut(counts, v) += 1;
+fn remember(counts: &mut StateMap<usize, u32>, value: usize) {
+    if value != 0 {
+        *counts.get_or_default(&value) += 1;
     }
 }
 
-fn forget(counts: &mut FxHashMap<Sym, u32>, field: Option<Field>, e: &EventRef) {
-    if let Some(v) = field.and_then(|f| e.sym(f))
-        && let Some(n) = counts.get_mut(v)
+fn forget(counts: &mut StateMap<usize, u32>, value: usize) {
+    if value != 0
+        && let Some(n) = counts.get_mut(&value)
     {
         *n -= 1;
         if *n == 0 {
-            counts.remove(v);
+            counts.remove(&value);
         }
     }
 }
@@ -898,9 +935,9 @@ fn distinct_of(events: &[EventRef], field: Option<Field>) -> Vec<(Sym, u64)> {
 #[allow(clippy::too_many_arguments)]
 fn sliding_insert(
     rule: &Arc<CompiledRule>,
-    groups: &mut FxHashMap<GroupKey, SlidingGroup>,
+    groups: &mut StateMap<GroupKey, SlidingGroup>,
     sup: &mut Suppression,
-    key: &GroupKey,
+    key: &GroupKeyRef<'_>,
     e: &EventRef,
     watermark_ms: i64,
     cfg: &EngineConfig,
@@ -910,27 +947,32 @@ fn sliding_insert(
     let (min_d, min_e) = minimums(rule);
     let w = rule.window_ms;
     let t = e.time_ms;
-    let g = group_mut(groups, key);
+    let value = field.and_then(|f| e.sym(f)).map_or(0, Sym::addr);
+    let g = groups.get_or_default(key);
     // No window that a non-late event can join reaches before this.
     let cutoff = watermark_ms.saturating_sub(w);
-    g.expire_front(cutoff, field);
-    remember(&mut g.counts, field, e);
-    if g.sorted == g.events.len() && g.events.back().is_none_or(|(b, _)| *b <= t) {
+    g.expire_front(cutoff);
+    remember(&mut g.counts, value);
+    if g.sorted == g.events.len() && g.events.back().is_none_or(|b| b.t <= t) {
         g.sorted += 1;
     }
-    g.events.push_back((t, e.clone()));
+    g.events.push_back(Buffered {
+        t,
+        value,
+        event: e.clone(),
+    });
     // The cap is enforced with 1/8 slack so a group at its cap sorts once
     // per cap/8 events, not on every event.
     let cap = cfg.max_events_per_group.max(1);
     if g.events.len() > cap + cap / 8 {
         g.normalize();
-        g.expire_front(cutoff, field);
+        g.expire_front(cutoff);
         while g.events.len() > cap {
             let old = g.pop_front().expect("non-empty");
-            forget(&mut g.counts, field, &old);
+            forget(&mut g.counts, old.value);
             counts.evictions += 1;
         }
-        if g.events.front().is_some_and(|(f, _)| *f > t) {
+        if g.events.front().is_some_and(|f| f.t > t) {
             // The new event itself was among the oldest dropped.
             return None;
         }
@@ -946,41 +988,42 @@ fn sliding_insert(
     }
     g.normalize();
     // The new event is the last of those at time t (stable sort, appended).
-    let idx = g.events.partition_point(|(x, _)| *x <= t) - 1;
+    let idx = g.events.partition_point(|x| x.t <= t) - 1;
     // Sweep every window of length w that contains the new event, in order of
     // its right edge; the first one over the threshold is the detection.
     let ev = g.events.make_contiguous();
-    let lo = ev.partition_point(|(x, _)| *x <= t - w);
-    let hi = ev.partition_point(|(x, _)| *x < t.saturating_add(w));
-    let mut window: FxHashMap<&Sym, u32> = FxHashMap::default();
+    let lo = ev.partition_point(|x| x.t <= t - w);
+    let hi = ev.partition_point(|x| x.t < t.saturating_add(w));
+    let mut window: FxHashMap<usize, u32> = FxHashMap::default();
     let mut l = lo;
     for r in lo..hi {
-        if let Some(v) = field.and_then(|f| ev[r].1.sym(f)) {
-            *window.entry(v).or_default() += 1;
+        if ev[r].value != 0 {
+            *window.entry(ev[r].value).or_default() += 1;
         }
-        while ev[r].0 - ev[l].0 >= w {
-            if let Some(v) = field.and_then(|f| ev[l].1.sym(f)) {
-                let n = window.get_mut(v).expect("counted on entry");
+        while ev[r].t - ev[l].t >= w {
+            if ev[l].value != 0 {
+                let n = window.get_mut(&ev[l].value).expect("counted on entry");
                 *n -= 1;
                 if *n == 0 {
-                    window.remove(v);
+                    window.remove(&ev[l].value);
                 }
             }
             l += 1;
         }
         if r >= idx && l <= idx && window.len() >= min_d && r + 1 - l >= min_e {
-            let events: Vec<EventRef> = ev[l..=r].iter().map(|(_, e)| e.clone()).collect();
-            let start = ev[l].0;
-            sup.record(key.clone(), start);
+            let events: Vec<EventRef> = ev[l..=r].iter().map(|x| x.event.clone()).collect();
+            let start = ev[l].t;
+            let group = key.to_owned_key();
+            sup.record(group.clone(), start);
             return Some(Detection {
-                alert_id: alert_id(rule.id(), key, episode(rule, start)),
+                alert_id: alert_id(rule.id(), &group, episode(rule, start)),
                 window_start_ms: start,
-                window_end_ms: ev[r].0,
+                window_end_ms: ev[r].t,
                 event_count: events.len() as u64,
                 distinct: distinct_of(&events, field),
                 events,
                 rule: rule.clone(),
-                group: key.clone(),
+                group,
                 signals: Vec::new(),
                 new_terms: Vec::new(),
                 is_update: false,
@@ -996,9 +1039,9 @@ fn sliding_insert(
 
 fn tumbling_insert(
     rule: &Arc<CompiledRule>,
-    groups: &mut FxHashMap<GroupKey, TumblingGroup>,
+    groups: &mut StateMap<GroupKey, TumblingGroup>,
     sup: &mut Suppression,
-    key: &GroupKey,
+    key: &GroupKeyRef<'_>,
     e: &EventRef,
     cfg: &EngineConfig,
 ) -> Option<Detection> {
@@ -1006,7 +1049,7 @@ fn tumbling_insert(
     let (min_d, min_e) = minimums(rule);
     let w = rule.window_ms;
     let b = e.time_ms.div_euclid(w) * w;
-    let g = group_mut(groups, key);
+    let g = groups.get_or_default(key);
     let bucket = g.buckets.entry(b).or_default();
     if let Some(v) = field.and_then(|f| e.sym(f)) {
         *group_mut(&mut bucket.counts, v) += 1;
@@ -1024,10 +1067,11 @@ fn tumbling_insert(
     if sup.suppressed(rule, key, b) {
         return None;
     }
-    sup.record(key.clone(), b);
-    let id = alert_id(rule.id(), key, episode(rule, b));
+    let group = key.to_owned_key();
+    sup.record(group.clone(), b);
+    let id = alert_id(rule.id(), &group, episode(rule, b));
     bucket.fired = Some((id.clone(), bucket.events, bucket.counts.len()));
-    Some(bucket_detection(rule, key.clone(), b, bucket, id, false))
+    Some(bucket_detection(rule, group, b, bucket, id, false))
 }
 
 fn bucket_detection(
@@ -1105,7 +1149,7 @@ fn new_terms_learn(
     rule: &Arc<CompiledRule>,
     st: &mut NewTermsState,
     sup: &mut Suppression,
-    key: &GroupKey,
+    key: &GroupKeyRef<'_>,
     e: &EventRef,
     triggered_rule: bool,
 ) -> Option<Detection> {
@@ -1114,7 +1158,7 @@ fn new_terms_learn(
     let t = e.time_ms;
     st.learning_start_ms = Some(st.learning_start_ms.map_or(t, |s| s.min(t)));
     let hist = spec.history_days as i64 * DAY_MS;
-    let terms = group_mut(&mut st.seen, key);
+    let terms = st.seen.get_or_default(key);
     let (is_new, changed) = match terms.get_mut(term) {
         Some((first, last)) => {
             let was_forgotten = t.saturating_sub(*last) > hist;
@@ -1134,8 +1178,8 @@ fn new_terms_learn(
             (true, true)
         }
     };
-    if changed && !st.dirty.contains(key) {
-        st.dirty.insert(key.clone());
+    if changed {
+        st.dirty.get_or_default(key);
     }
     if triggered_rule || !is_new || !warmed_up(rule, st, t) {
         return None;
@@ -1143,10 +1187,11 @@ fn new_terms_learn(
     if sup.suppressed(rule, key, t) {
         return None;
     }
-    sup.record(key.clone(), t);
+    let group = key.to_owned_key();
+    sup.record(group.clone(), t);
     Some(single_event_detection(
         rule,
-        key.clone(),
+        group,
         e.clone(),
         vec![term.clone()],
     ))
@@ -1285,7 +1330,7 @@ fn baseline_count(
     let BaselineState {
         open, identities, ..
     } = st;
-    let hours = group_mut(open, &e.identity);
+    let hours = open.get_or_default(&e.identity);
     let i = match hours.binary_search_by_key(&hour, |(h, _)| *h) {
         Ok(i) => i,
         Err(i) => {

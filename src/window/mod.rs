@@ -8,6 +8,7 @@
 //! the message.
 
 pub mod engine;
+pub mod state_map;
 
 use std::sync::Arc;
 use std::time::Duration;
