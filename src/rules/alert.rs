@@ -91,11 +91,6 @@ impl<'a> GroupKeyRef<'a> {
             parts: self.parts.iter().map(|s| (*s).clone()).collect(),
         }
     }
-
-    /// The first value (the identity, for identity-sharded rules).
-    pub fn first(&self) -> Option<&'a Sym> {
-        self.parts.first().copied()
-    }
 }
 
 impl FromIterator<Sym> for GroupKey {

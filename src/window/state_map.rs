@@ -129,11 +129,6 @@ impl<K: Hashed, V> StateMap<K, V> {
             .map(|(_, v)| v)
     }
 
-    /// Whether `key` has state.
-    pub fn contains(&self, key: &impl Lookup<K>) -> bool {
-        self.get(key).is_some()
-    }
-
     /// The state under `key`, made with `make` first if there is none (one
     /// probe either way; the owned key is made only then).
     pub fn get_or_insert_with(&mut self, key: &impl Lookup<K>, make: impl FnOnce() -> V) -> &mut V {
@@ -198,11 +193,6 @@ impl<K: Hashed, V> StateMap<K, V> {
         self.0.is_empty()
     }
 
-    /// Every (key, state).
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-
     /// Every state.
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.0.iter().map(|(_, v)| v)
@@ -211,11 +201,6 @@ impl<K: Hashed, V> StateMap<K, V> {
     /// The keys, consuming the map.
     pub fn into_keys(self) -> impl Iterator<Item = K> {
         self.0.into_iter().map(|(k, _)| k)
-    }
-
-    /// Remove every key, keeping the room.
-    pub fn clear(&mut self) {
-        self.0.clear();
     }
 }
 
