@@ -50,14 +50,15 @@ impl Lookup<GroupKey> for GroupKeyRef<'_> {
     }
 }
 
-impl Lookup<GroupKey> for GroupKey {
+/// An owned key is its own lookup form.
+impl<K: Hashed + PartialEq + Clone> Lookup<K> for K {
     fn hash(&self) -> u64 {
-        GroupKey::hash(self)
+        self.stored_hash()
     }
-    fn matches(&self, key: &GroupKey) -> bool {
+    fn matches(&self, key: &K) -> bool {
         self == key
     }
-    fn to_key(&self) -> GroupKey {
+    fn to_key(&self) -> K {
         self.clone()
     }
 }
@@ -68,34 +69,10 @@ impl Hashed for Sym {
     }
 }
 
-impl Lookup<Sym> for Sym {
-    fn hash(&self) -> u64 {
-        self.text_hash()
-    }
-    fn matches(&self, key: &Sym) -> bool {
-        self == key
-    }
-    fn to_key(&self) -> Sym {
-        self.clone()
-    }
-}
-
 /// A key that is a plain number (a symbol's address), hashed when looked up.
 impl Hashed for usize {
     fn stored_hash(&self) -> u64 {
         number_hash(*self)
-    }
-}
-
-impl Lookup<usize> for usize {
-    fn hash(&self) -> u64 {
-        number_hash(*self)
-    }
-    fn matches(&self, key: &usize) -> bool {
-        self == key
-    }
-    fn to_key(&self) -> usize {
-        *self
     }
 }
 
