@@ -1,16 +1,18 @@
 //! One CloudTrail record (a JSON object) → [`Event`].
 //!
 //! A hand-written single-pass scanner (not serde): it borrows the members the
-//! rules read straight from the record's bytes and skips everything else with
-//! `memchr` string scans, which is most of the bytes (`requestParameters`,
-//! `responseElements`, `tlsDetails`). Strings that repeat across records (event
-//! names, regions, identities, user agents) are interned. The unit tests check
-//! it against a serde_json reference on every bundled dataset record.
+//! rules read straight from the record's bytes and skips everything else:
+//! nested values, which are most of the bytes (`requestParameters`,
+//! `responseElements`, `tlsDetails`), a block of 64 bytes at a time (the
+//! `simd` module), other strings 16 bytes per compare. Strings that repeat
+//! across records (event names, regions, identities, user agents) are
+//! interned. The unit tests check it against a serde_json reference on every
+//! bundled dataset record.
 
-use memchr::memchr2;
 use rustc_hash::FxHashMap;
 
 use super::event::{Event, IdentitySource, Sym, fnv128, parse_uuid_bytes};
+use super::simd::{self, SkipError, find_quote_or_backslash};
 use super::time::parse_rfc3339_ms;
 
 /// Why a record was skipped. Bounded set: used as a metric label.
@@ -133,38 +135,6 @@ impl PartialEq for Text<'_> {
     }
 }
 
-/// First `"` or `\\` in `hay`. Most CloudTrail strings are short (keys, ids,
-/// names), where a word-at-a-time check beats a SIMD call's set-up; long ones
-/// go to `memchr`.
-#[inline(always)]
-fn find_quote_or_backslash(hay: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const QUOTES: u64 = LO * b'"' as u64;
-    const BACKSLASHES: u64 = LO * b'\\' as u64;
-    let mut i = 0;
-    while i + 8 <= hay.len() {
-        if i == 32 {
-            return memchr2(b'"', b'\\', &hay[i..]).map(|k| i + k);
-        }
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&hay[i..i + 8]);
-        let w = u64::from_le_bytes(word);
-        let q = w ^ QUOTES;
-        let b = w ^ BACKSLASHES;
-        // Classic "has zero byte": the lowest flagged byte is exact.
-        let hit = ((q.wrapping_sub(LO) & !q) | (b.wrapping_sub(LO) & !b)) & HI;
-        if hit != 0 {
-            return Some(i + (hit.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    hay[i..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\')
-        .map(|k| i + k)
-}
-
 fn non_empty(v: Option<Text<'_>>) -> Option<Text<'_>> {
     v.filter(|s| !s.is_empty())
 }
@@ -196,28 +166,14 @@ struct Fields<'a> {
     console_session: Option<bool>,
 }
 
-/// Bytes that matter while skipping a nested value.
-static STRUCTURAL: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'"' as usize] = true;
-    t[b'{' as usize] = true;
-    t[b'}' as usize] = true;
-    t[b'[' as usize] = true;
-    t[b']' as usize] = true;
-    t
-};
-
-/// Same nesting limit as serde_json's default recursion limit.
-const MAX_DEPTH: u32 = 128;
-
 /// A position in one record's bytes.
 ///
 /// The record is walked once. Members the rules read are checked strictly
 /// (type, UTF-8, escapes); the values of all other members are only checked
 /// for terminated strings and balanced brackets. That is what keeps parsing
 /// fast: most of a CloudTrail record is `requestParameters` /
-/// `responseElements`, which are skipped with `memchr` string scans instead of
-/// being tokenised.
+/// `responseElements`, which are skipped a block at a time instead of being
+/// tokenised.
 struct Cursor<'a> {
     b: &'a [u8],
     i: usize,
@@ -352,51 +308,21 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Skip an object or array: strings must end, brackets must match.
+    /// Skip an object or array: strings must end, brackets must match
+    /// (`simd::skip_nested` does it a block at a time).
     fn skip_nested(&mut self) -> Result<(), RecordError> {
-        // Bit d is set when the bracket opened at depth d is '['.
-        let mut kinds: u128 = 0;
-        let mut depth: u32 = 0;
-        loop {
-            while self.i < self.b.len() && !STRUCTURAL[self.b[self.i] as usize] {
-                self.i += 1;
+        let at = |what: &str, pos: usize| RecordError::Invalid(format!("{what} at byte {pos}"));
+        match simd::skip_nested(self.b, self.i) {
+            Ok(end) => {
+                self.i = end;
+                Ok(())
             }
-            let Some(c) = self.peek() else {
-                return Err(self.err("record ends inside a nested value"));
-            };
-            match c {
-                b'"' => {
-                    self.raw_string()?;
-                    continue;
-                }
-                b'{' | b'[' => {
-                    if depth == MAX_DEPTH {
-                        return Err(self.err("nesting deeper than 128 levels"));
-                    }
-                    if c == b'[' {
-                        kinds |= 1 << depth;
-                    } else {
-                        kinds &= !(1 << depth);
-                    }
-                    depth += 1;
-                }
-                _ => {
-                    depth -= 1;
-                    let want = if (kinds >> depth) & 1 == 1 {
-                        b']'
-                    } else {
-                        b'}'
-                    };
-                    if c != want {
-                        return Err(self.err("mismatched bracket"));
-                    }
-                    if depth == 0 {
-                        self.i += 1;
-                        return Ok(());
-                    }
-                }
-            }
-            self.i += 1;
+            Err(SkipError::End) => Err(at("record ends inside a nested value", self.b.len())),
+            Err(SkipError::Unterminated(p)) => Err(RecordError::Invalid(format!(
+                "unterminated string starting at byte {p}"
+            ))),
+            Err(SkipError::Mismatch(p)) => Err(at("mismatched bracket", p)),
+            Err(SkipError::TooDeep(p)) => Err(at("nesting deeper than 128 levels", p)),
         }
     }
 
