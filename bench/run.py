@@ -15,10 +15,14 @@ One run, on the same files, measures:
    with a tail of N identities, same event count);
 5. peak RSS of replay on one 2 MB object vs one 200 MB object.
 
-"One core" = `taskset -c 0` (when taskset exists). Every timed measurement runs
-BENCH_REPEAT times (default 3) and the median is reported; all runs are kept in
-bench/out/results.json. Figures are reported as ratios against the baselines
-measured in this run, plus the absolute numbers.
+"One core" = `taskset -c 0` (when taskset exists). The timed measurements run
+in BENCH_REPEAT rounds (default 3), one run of each per round, with each
+target's two sides next to each other; the median run is reported, all runs are
+kept in bench/out/results.json. Figures are reported as ratios against the
+baselines measured in this run, plus the absolute numbers. The targets are
+judged on the paired ratios: the median over rounds of the ratio within one
+round (`*_paired`, with its range), which the host's drift over minutes does
+not skew; the ratio of the medians is printed too.
 
 Environment (all optional):
   BENCH_OUT           output directory                       (bench/out)
@@ -179,13 +183,35 @@ def duckdb(py, path, threads, one_core):
     }
 
 
-def median_run(fn, n=REPEAT):
-    """Run fn() n times; the run with the median seconds, plus every run's seconds."""
-    runs = [fn() for _ in range(max(1, n))]
-    runs.sort(key=lambda r: r["seconds"])
-    best = dict(runs[len(runs) // 2])
-    best["all_seconds"] = [r["seconds"] for r in runs]
-    return best
+def rounds(measures, n=REPEAT):
+    """Run every (key, fn) once per round, n rounds. Per key: the run with
+    the median seconds, every run's seconds sorted (`all_seconds`) and in
+    round order (`round_events_per_sec`, for the paired ratios)."""
+    runs = {k: [] for k, _ in measures}
+    for i in range(max(1, n)):
+        for k, fn in measures:
+            log(f"round {i + 1}/{n}: {k}")
+            runs[k].append(fn())
+    out = {}
+    for k, rs in runs.items():
+        ordered = sorted(rs, key=lambda r: r["seconds"])
+        best = dict(ordered[len(ordered) // 2])
+        best["all_seconds"] = [r["seconds"] for r in ordered]
+        best["round_events_per_sec"] = [r["events_per_sec"] for r in rs]
+        out[k] = best
+    return out
+
+
+def paired(r, a, b):
+    """Median, lowest and highest over rounds of a's events/s over b's in
+    the same round."""
+    xa = (r.get(a) or {}).get("round_events_per_sec") or []
+    xb = (r.get(b) or {}).get("round_events_per_sec") or []
+    per = [x / y for x, y in zip(xa, xb) if x and y]
+    if not per:
+        return None
+    return {"median": round(statistics.median(per), 3), "min": round(min(per), 3),
+            "max": round(max(per), 3), "rounds": [round(v, 3) for v in per]}
 
 
 # ------------------------------------------------------------------ report
@@ -225,28 +251,37 @@ def main():
     warm_cache(path)
     state = tempfile.mkdtemp(prefix="reconwatch-bench-state-")
     try:
+        # Timed measurements run in rounds, one of each per round, so the two
+        # sides of a ratio are measured seconds apart, not minutes: this
+        # host's speed drifts by 10-30 % over minutes. The order puts each
+        # target's pair side by side.
+        measures = []
         if "limits" not in SKIP:
-            log("limit: parse (1 core)")
-            res["limit_parse"] = median_run(lambda: limit("parse", path))
-            ev = res["limit_parse"]["events"]
-            log("limit: gunzip (1 core)")
-            res["limit_gunzip"] = median_run(lambda: limit("gunzip", path, ev))
+            measures.append(("limit_parse", lambda: limit("parse", path)))
+        if "replay" not in SKIP:
+            measures.append(("replay_1core_1shard", lambda: replay(path, 1, True, state)))
+        py = None
+        if "duckdb" not in SKIP:
+            py = subprocess.run(["bash", os.path.join(ROOT, "bench", "duckdb_env.sh")], check=True,
+                                stdout=subprocess.PIPE, text=True).stdout.strip()
+            measures.append(("duckdb_1thread", lambda: duckdb(py, d, 1, True)))
+        if "limits" not in SKIP:
+            measures.append(("limit_gunzip", lambda: limit("gunzip", path, res["limit_parse_events"])))
+        if "replay" not in SKIP:
+            measures.append(("replay_2core_1shard", lambda: replay(path, 1, False, state)))
+            measures.append(("replay_2core_2shard", lambda: replay(path, 2, False, state)))
+        if "duckdb" not in SKIP:
+            measures.append(("duckdb_2thread", lambda: duckdb(py, d, 2, False)))
+        if "limits" not in SKIP:
+            # The gunzip pass is told the event count (it does not parse).
+            res["limit_parse_events"] = limit("parse", path)["events"]
+        res.update(rounds(measures))
+        res.pop("limit_parse_events", None)
+        if "limits" not in SKIP:
             # Not a limit: the rule engine alone on decoded events (its own
             # repeats, in one process, so the decode is paid once).
             log("engine only (1 core)")
             res["engine_only"] = limit("engine", path, repeat=REPEAT)
-        if "replay" not in SKIP:
-            for key, shards, one in [("replay_1core_1shard", 1, True), ("replay_2core_1shard", 1, False),
-                                     ("replay_2core_2shard", 2, False)]:
-                log(f"{key}")
-                res[key] = median_run(lambda: replay(path, shards, one, state))
-        if "duckdb" not in SKIP:
-            py = subprocess.run(["bash", os.path.join(ROOT, "bench", "duckdb_env.sh")], check=True,
-                                stdout=subprocess.PIPE, text=True).stdout.strip()
-            log("duckdb 1 thread (1 core)")
-            res["duckdb_1thread"] = median_run(lambda: duckdb(py, d, 1, True))
-            log("duckdb 2 threads")
-            res["duckdb_2thread"] = median_run(lambda: duckdb(py, d, 2, False))
         if "identities" not in SKIP:
             res["identities"] = []
             n_ev = env_int("BENCH_ID_EVENTS", 1_000_000)
@@ -311,6 +346,14 @@ def ratios(r):
         "replay_2shard_over_1shard_2core": ratio(g("replay_2core_2shard"), g("replay_2core_1shard")),
         "replay_2core_2shard_over_1core": ratio(g("replay_2core_2shard"), g("replay_1core_1shard")),
     }
+    for name, a, b in [("replay_1core_over_parse_limit", "replay_1core_1shard", "limit_parse"),
+                       ("replay_2core_2shard_over_duckdb_2thread", "replay_2core_2shard", "duckdb_2thread"),
+                       ("replay_1core_over_duckdb_1thread", "replay_1core_1shard", "duckdb_1thread")]:
+        p = paired(r, a, b)
+        if p:
+            out[name + "_paired"] = p["median"]
+            out[name + "_paired_range"] = f"{p['min']}-{p['max']}"
+            out[name + "_paired_rounds"] = p["rounds"]
     objs = {o["object_mb"]: o for o in r.get("objects", [])}
     if 2.0 in objs and 200.0 in objs:
         for k in ("replay_2core_2shard", "replay_1core_1shard", "decode_only"):
@@ -329,6 +372,9 @@ def targets(rt):
     out = []
 
     def check(name, key, ok):
+        # The paired figure (same-round ratios) where there is one.
+        if rt.get(key + "_paired") is not None:
+            key += "_paired"
         v = rt.get(key)
         out.append({"target": name, "key": key, "value": v,
                     "verdict": "-" if v is None else ("met" if ok(v) else "MISSED")})
@@ -348,7 +394,7 @@ def report(r):
     s = []
     ds = r.get("dataset", {})
     s.append(f"machine: {r['machine']['cores']} cores, {r['machine']['cpu']}; git {r.get('git')}; "
-             f"median of {r['repeat']} runs")
+             f"median of {r['repeat']} rounds (one run of each timed measurement per round)")
     s.append(f"dataset: {fmt_int(ds.get('events'))} events, {ds.get('files')} objects, "
              f"{ds.get('gz_mb')} MB gzip, {ds.get('raw_mb')} MB raw\n")
     rows = []
@@ -375,7 +421,7 @@ def report(r):
     s.append(table(rows, ["run", "seconds", "events/s", "MB/s (raw)", "× parse limit", "peak RSS MB"]))
     rt = r["ratios"]
     s.append("")
-    s.append(table([[k, v] for k, v in rt.items()], ["ratio", "value"]))
+    s.append(table([[k, v] for k, v in rt.items() if not k.endswith("_rounds")], ["ratio", "value"]))
     s.append("")
     s.append(table([[t["target"], t["value"], t["verdict"]] for t in r.get("targets", [])],
                    ["target", "measured", "verdict"]))
