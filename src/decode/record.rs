@@ -135,6 +135,12 @@ impl PartialEq for Text<'_> {
     }
 }
 
+#[cold]
+#[inline(never)]
+fn unterminated(open: usize) -> RecordError {
+    RecordError::Invalid(format!("unterminated string starting at byte {open}"))
+}
+
 fn non_empty(v: Option<Text<'_>>) -> Option<Text<'_>> {
     v.filter(|s| !s.is_empty())
 }
@@ -227,6 +233,8 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn type_error(&self, field: &str, expected: &str) -> RecordError {
         RecordError::Invalid(format!(
             "field `{field}`: expected {expected}, found {} at byte {}",
@@ -254,10 +262,7 @@ impl<'a> Cursor<'a> {
             escaped = true;
             j = p + 2;
         }
-        Err(RecordError::Invalid(format!(
-            "unterminated string starting at byte {}",
-            self.i
-        )))
+        Err(unterminated(self.i))
     }
 
     /// A string value, borrowed unless it holds escapes.
@@ -267,19 +272,31 @@ impl<'a> Cursor<'a> {
 
     /// At an opening quote: the contents, borrowed unless they hold escapes
     /// (unescaped, a bad escape reported as a bad `what`).
+    ///
+    /// Inlined: a record has some 30 strings the scanner reads (member
+    /// names, the rules' fields), and the call and its `Result` cost more
+    /// than finding a short string's end. Escapes take the cold path.
+    #[inline(always)]
     fn text(&mut self, what: &str) -> Result<Text<'a>, RecordError> {
         let open = self.i;
         let (raw, escaped) = self.raw_string()?;
         if !escaped {
             return Ok(Text::Raw(raw));
         }
-        // Rare: let serde_json apply the escape rules.
+        self.unescape(open, what)
+    }
+
+    /// The string from `open` to the cursor, unescaped by serde_json's rules.
+    #[cold]
+    #[inline(never)]
+    fn unescape(&self, open: usize, what: &str) -> Result<Text<'a>, RecordError> {
         serde_json::from_slice::<String>(&self.b[open..self.i])
             .map(Text::Owned)
             .map_err(|e| RecordError::Invalid(format!("bad {what} at byte {open}: {e}")))
     }
 
-    /// A member that must be a string or null.
+    /// A member that must be a string or null (inlined, as [`Self::text`]).
+    #[inline(always)]
     fn opt_string(&mut self, field: &str) -> Result<Option<Text<'a>>, RecordError> {
         match self.peek() {
             Some(b'"') => self.string().map(Some),
