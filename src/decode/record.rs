@@ -12,7 +12,7 @@
 use rustc_hash::FxHashMap;
 
 use super::event::{Event, IdentitySource, Sym, fnv128, parse_uuid_bytes};
-use super::simd::{self, SkipError, find_quote_or_backslash};
+use super::simd::{self, MAX_DEPTH, SkipError, find_quote_or_backslash};
 use super::time::parse_rfc3339_ms;
 
 /// Why a record was skipped. Bounded set: used as a metric label.
@@ -135,6 +135,10 @@ impl PartialEq for Text<'_> {
     }
 }
 
+fn err_at(what: &str, pos: usize) -> RecordError {
+    RecordError::Invalid(format!("{what} at byte {pos}"))
+}
+
 #[cold]
 #[inline(never)]
 fn unterminated(open: usize) -> RecordError {
@@ -187,7 +191,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn err(&self, what: &str) -> RecordError {
-        RecordError::Invalid(format!("{what} at byte {}", self.i))
+        err_at(what, self.i)
     }
 
     #[inline]
@@ -328,18 +332,18 @@ impl<'a> Cursor<'a> {
     /// Skip an object or array: strings must end, brackets must match
     /// (`simd::skip_nested` does it a block at a time).
     fn skip_nested(&mut self) -> Result<(), RecordError> {
-        let at = |what: &str, pos: usize| RecordError::Invalid(format!("{what} at byte {pos}"));
         match simd::skip_nested(self.b, self.i) {
             Ok(end) => {
                 self.i = end;
                 Ok(())
             }
-            Err(SkipError::End) => Err(at("record ends inside a nested value", self.b.len())),
-            Err(SkipError::Unterminated(p)) => Err(RecordError::Invalid(format!(
-                "unterminated string starting at byte {p}"
-            ))),
-            Err(SkipError::Mismatch(p)) => Err(at("mismatched bracket", p)),
-            Err(SkipError::TooDeep(p)) => Err(at("nesting deeper than 128 levels", p)),
+            Err(SkipError::End) => Err(err_at("record ends inside a nested value", self.b.len())),
+            Err(SkipError::Unterminated(p)) => Err(unterminated(p)),
+            Err(SkipError::Mismatch(p)) => Err(err_at("mismatched bracket", p)),
+            Err(SkipError::TooDeep(p)) => Err(err_at(
+                &format!("nesting deeper than {MAX_DEPTH} levels"),
+                p,
+            )),
         }
     }
 

@@ -292,10 +292,9 @@ mod sse2 {
         let fold = _mm_set1_epi8(0x26);
         let bracket = _mm_set1_epi8(0x7f);
         let mut m = Masks::default();
-        for (k, chunk) in block.chunks_exact(16).enumerate() {
-            let mut bytes = [0u8; 16];
-            bytes.copy_from_slice(chunk);
-            let v = load(&bytes);
+        let (chunks, _) = block.as_chunks::<16>();
+        for (k, chunk) in chunks.iter().enumerate() {
+            let v = load(chunk);
             let at = 16 * k;
             m.quote |= bits(_mm_cmpeq_epi8(v, quote)) << at;
             m.backslash |= bits(_mm_cmpeq_epi8(v, backslash)) << at;
