@@ -126,7 +126,7 @@ impl Field {
 /// `sessionCredentialFromConsole` as a field value: "false", "true", kept
 /// alive here so their addresses stay stable.
 static CONSOLE: std::sync::LazyLock<[Sym; 2]> =
-    std::sync::LazyLock::new(|| [Sym::new("false"), Sym::new("true")]);
+    std::sync::LazyLock::new(|| [Sym::pinned("false"), Sym::pinned("true")]);
 
 impl Event {
     /// The value of `field` as a symbol, borrowed (map lookups by `&Sym`

@@ -69,44 +69,73 @@ impl Interner {
 
     /// The shared symbol for `s`.
     pub fn intern(&mut self, s: &str) -> Sym {
+        self.intern_as::<false>(s)
+    }
+
+    /// [`Interner::intern`]; `PIN` pins the value ([`Sym::pin`]): for
+    /// low-cardinality fields only.
+    fn intern_as<const PIN: bool>(&mut self, s: &str) -> Sym {
         if let Some(v) = self.map.get(s.as_bytes()) {
-            return v.clone();
+            return Self::hit::<PIN>(v);
         }
-        self.insert(s)
+        self.insert::<PIN>(s)
     }
 
     /// The shared symbol for `bytes`, which must be UTF-8.
-    fn intern_bytes(&mut self, bytes: &[u8]) -> Result<Sym, std::str::Utf8Error> {
+    fn intern_bytes<const PIN: bool>(&mut self, bytes: &[u8]) -> Result<Sym, std::str::Utf8Error> {
         if let Some(v) = self.map.get(bytes) {
-            return Ok(v.clone());
+            return Ok(Self::hit::<PIN>(v));
         }
-        Ok(self.insert(std::str::from_utf8(bytes)?))
+        Ok(self.insert::<PIN>(std::str::from_utf8(bytes)?))
     }
 
-    fn insert(&mut self, s: &str) -> Sym {
+    #[inline(always)]
+    fn hit<const PIN: bool>(v: &Sym) -> Sym {
+        // A value first seen in a field that is not pinned (an empty
+        // string, say) is pinned when a pinned field brings it.
+        if PIN && !v.is_pinned() {
+            v.pin();
+        }
+        v.clone()
+    }
+
+    fn insert<const PIN: bool>(&mut self, s: &str) -> Sym {
         if self.map.len() >= self.cap {
             self.map.clear();
         }
         let sym = Sym::new(s);
+        if PIN {
+            sym.pin();
+        }
         self.map.insert(Box::from(s.as_bytes()), sym.clone());
         sym
     }
 
-    fn text(&mut self, t: &Text<'_>, field: &str) -> Result<Sym, RecordError> {
+    fn text<const PIN: bool>(&mut self, t: &Text<'_>, field: &str) -> Result<Sym, RecordError> {
         match t {
             Text::Raw(b) => self
-                .intern_bytes(b)
+                .intern_bytes::<PIN>(b)
                 .map_err(|_| RecordError::Invalid(format!("field `{field}` is not valid UTF-8"))),
-            Text::Owned(s) => Ok(self.intern(s)),
+            Text::Owned(s) => Ok(self.intern_as::<PIN>(s)),
         }
     }
 
-    fn opt_text(&mut self, t: Option<Text<'_>>, field: &str) -> Result<Option<Sym>, RecordError> {
+    fn opt_text<const PIN: bool>(
+        &mut self,
+        t: Option<Text<'_>>,
+        field: &str,
+    ) -> Result<Option<Sym>, RecordError> {
         t.filter(|t| !t.is_empty())
-            .map(|t| self.text(&t, field))
+            .map(|t| self.text::<PIN>(&t, field))
             .transpose()
     }
 }
+
+/// Whether a field's values are pinned ([`Sym::pin`]): event names,
+/// sources, regions, error codes, identity types and accounts come from
+/// small sets; identities, IPs, user agents and keys do not.
+const PINNED: bool = true;
+const COUNTED: bool = false;
 
 /// A string member's contents: borrowed raw bytes (no escapes; UTF-8 is
 /// checked when interned), or unescaped and checked.
@@ -561,35 +590,37 @@ fn build(raw: Fields<'_>, bytes: &[u8], interner: &mut Interner) -> Result<Event
                     (None, IdentitySource::None, "")
                 };
                 (
-                    interner.opt_text(key, field)?,
+                    interner.opt_text::<COUNTED>(key, field)?,
                     src,
-                    interner.opt_text(u.kind, "userIdentity.type")?,
-                    interner.opt_text(u.access_key_id, "userIdentity.accessKeyId")?,
+                    interner.opt_text::<PINNED>(u.kind, "userIdentity.type")?,
+                    interner.opt_text::<COUNTED>(u.access_key_id, "userIdentity.accessKeyId")?,
                     u.account_id,
                 )
             }
             None => (None, IdentitySource::None, None, None, None),
         };
     let account = match non_empty(raw.recipient_account_id) {
-        Some(a) => interner.text(&a, "recipientAccountId").map(Some)?,
-        None => interner.opt_text(ident_account, "userIdentity.accountId")?,
+        Some(a) => interner
+            .text::<PINNED>(&a, "recipientAccountId")
+            .map(Some)?,
+        None => interner.opt_text::<PINNED>(ident_account, "userIdentity.accountId")?,
     };
     Ok(Event {
         time_ms,
         id,
-        name: interner.text(&name, "eventName")?,
-        source: interner.text(&source, "eventSource")?,
-        region: match interner.opt_text(raw.aws_region, "awsRegion")? {
+        name: interner.text::<PINNED>(&name, "eventName")?,
+        source: interner.text::<PINNED>(&source, "eventSource")?,
+        region: match interner.opt_text::<PINNED>(raw.aws_region, "awsRegion")? {
             Some(r) => r,
-            None => interner.intern(""),
+            None => Sym::empty(),
         },
-        source_ip: interner.opt_text(raw.source_ip, "sourceIPAddress")?,
-        user_agent: interner.opt_text(raw.user_agent, "userAgent")?,
-        error_code: interner.opt_text(raw.error_code, "errorCode")?,
+        source_ip: interner.opt_text::<COUNTED>(raw.source_ip, "sourceIPAddress")?,
+        user_agent: interner.opt_text::<COUNTED>(raw.user_agent, "userAgent")?,
+        error_code: interner.opt_text::<PINNED>(raw.error_code, "errorCode")?,
         account_id: account,
         identity: match identity {
             Some(i) => i,
-            None => interner.intern(""),
+            None => Sym::empty(),
         },
         identity_source,
         identity_type,
@@ -624,6 +655,41 @@ mod tests {
         assert_eq!(e.error_code, None);
         assert_eq!(e.id_string(), "f0cce5bc-5f9e-4ee1-bb48-e20fecb32403");
         assert_eq!(e.time_ms, 1_688_991_075_000);
+    }
+
+    #[test]
+    fn low_cardinality_fields_are_pinned_the_rest_counted() {
+        // Texts of their own, so no other test's values decide the outcome.
+        let rec = r#"{"userIdentity":{"type":"PinTestType","arn":"arn:aws:iam::1:user/pin-test","accountId":"pin-test-account","accessKeyId":"AKIAPINTEST"},"eventTime":"2023-07-10T12:11:15Z","eventSource":"pintest.amazonaws.com","eventName":"PinTestCall","awsRegion":"pin-test-1","sourceIPAddress":"198.51.100.77","userAgent":"pin-test-agent/1","errorCode":"PinTestDenied"}"#;
+        // Twice: the second read is a hit in the interner's cache.
+        let mut interner = Interner::default();
+        for _ in 0..2 {
+            let e = parse_record(rec.as_bytes(), &mut interner).unwrap();
+            for (what, s) in [
+                ("name", &e.name),
+                ("source", &e.source),
+                ("region", &e.region),
+                ("error code", e.error_code.as_ref().unwrap()),
+                ("identity type", e.identity_type.as_ref().unwrap()),
+                ("account", e.account_id.as_ref().unwrap()),
+            ] {
+                assert!(s.is_pinned(), "{what} pinned");
+            }
+            for (what, s) in [
+                ("identity", &e.identity),
+                ("ip", e.source_ip.as_ref().unwrap()),
+                ("user agent", e.user_agent.as_ref().unwrap()),
+                ("access key", e.access_key_id.as_ref().unwrap()),
+            ] {
+                assert!(!s.is_pinned(), "{what} counted");
+            }
+        }
+        // A counted value met later in a pinned field is pinned then.
+        let ip = interner.intern("198.51.100.78");
+        assert!(!ip.is_pinned());
+        let rec = r#"{"eventTime":"2023-07-10T12:11:15Z","eventSource":"s3.amazonaws.com","eventName":"198.51.100.78"}"#;
+        let e = parse_record(rec.as_bytes(), &mut interner).unwrap();
+        assert!(e.name.is_pinned() && ip.is_pinned());
     }
 
     #[test]
