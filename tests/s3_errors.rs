@@ -320,8 +320,8 @@ async fn read(
 }
 
 impl EventOut for Collect {
-    async fn push(&mut self, events: Vec<Event>) -> Result<(), ()> {
-        self.0.extend(events);
+    async fn push(&mut self, events: &mut Vec<Event>) -> Result<(), ()> {
+        self.0.append(events);
         Ok(())
     }
 }

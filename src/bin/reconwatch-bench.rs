@@ -88,8 +88,9 @@ struct Totals {
 struct Count(u64);
 
 impl EventOut for Count {
-    async fn push(&mut self, events: Vec<Event>) -> Result<(), ()> {
+    async fn push(&mut self, events: &mut Vec<Event>) -> Result<(), ()> {
         self.0 += events.len() as u64;
+        events.clear();
         Ok(())
     }
 }
@@ -99,8 +100,8 @@ impl EventOut for Count {
 struct Keep(Vec<EventRef>);
 
 impl EventOut for Keep {
-    async fn push(&mut self, events: Vec<Event>) -> Result<(), ()> {
-        self.0.extend(events.into_iter().map(Arc::new));
+    async fn push(&mut self, events: &mut Vec<Event>) -> Result<(), ()> {
+        self.0.extend(events.drain(..).map(Arc::new));
         Ok(())
     }
 }

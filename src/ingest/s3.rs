@@ -143,7 +143,7 @@ struct Resume<'o, O> {
 }
 
 impl<O: EventOut + Send> EventOut for Resume<'_, O> {
-    async fn push(&mut self, mut events: Vec<Event>) -> Result<(), ()> {
+    async fn push(&mut self, events: &mut Vec<Event>) -> Result<(), ()> {
         if self.skip > 0 {
             let k = events
                 .len()

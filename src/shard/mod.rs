@@ -373,14 +373,14 @@ impl Router {
 }
 
 impl EventOut for Router {
-    async fn push(&mut self, events: Vec<Event>) -> Result<(), ()> {
+    async fn push(&mut self, events: &mut Vec<Event>) -> Result<(), ()> {
         let n = self.shards.len();
         // Room for an even split and some skew, so a batch does not regrow
         // each shard's part from empty.
         let room = events.len().div_ceil(n) + events.len() / (4 * n);
         let mut per: Vec<Vec<EventRef>> = (0..n).map(|_| Vec::with_capacity(room)).collect();
         let mut max = i64::MIN;
-        for e in events {
+        for e in events.drain(..) {
             max = max.max(e.time_ms);
             let i = shard_of_hash(e.identity.text_hash(), n);
             per[i].push(Arc::new(e));
