@@ -553,7 +553,7 @@ async fn run_offline(
                 let fetcher = fetcher.clone();
                 // Decoding runs on its own task so objects are decoded on
                 // every core, not all on the task driving this stream.
-                let task = tokio::spawn(async move {
+                let fut = async move {
                     let r = match &item {
                         Item::File(p) => local::process_file(p, limits, &mut router)
                             .await
@@ -569,7 +569,10 @@ async fn run_offline(
                     let _ = applied.await;
                     drop(hold);
                     r
-                });
+                };
+                // Boxed: the decoder's state is ~8 KB, and an unboxed task
+                // is copied whole into its cell and out again with its result.
+                let task = tokio::spawn(Box::pin(fut));
                 async move {
                     let r = match task.await {
                         Ok(r) => r,
