@@ -115,8 +115,8 @@ impl ObjectStats {
 /// Where decoded events go. Implemented by the shard router.
 pub trait EventOut {
     /// Deliver a batch, taking every event out of `events`: the caller
-    /// refills the same buffer, so a decoder allocates it once per object
-    /// and it stays in the cache. `Err` means the pipeline is closing.
+    /// refills the same buffer, so a decoder allocates it once per object,
+    /// not once per batch. `Err` means the pipeline is closing.
     fn push(&mut self, events: &mut Vec<Event>) -> impl Future<Output = Result<(), ()>> + Send;
 }
 
