@@ -93,7 +93,7 @@ impl Interner {
     fn hit<const PIN: bool>(v: &Sym) -> Sym {
         // A value first seen in a field that is not pinned (an empty
         // string, say) is pinned when a pinned field brings it.
-        if PIN && !v.is_pinned() {
+        if PIN {
             v.pin();
         }
         v.clone()

@@ -43,14 +43,11 @@ unsafe impl Send for Sym {}
 unsafe impl Sync for Sym {}
 
 struct Inner {
-    /// References, the table's own included, as in `Arc`. Not kept up once
-    /// `pinned` is set: a pinned symbol is never freed.
+    /// References, the table's own included, as in `Arc`; pinning adds one
+    /// that is never given back, so a pinned value's count stays above one
+    /// (kept by purges, never freed) whichever of its holders saw the flag.
     count: AtomicUsize,
-    /// Set once, never cleared: the value lives as long as the process and
-    /// clones and drops leave `count` alone. Low-cardinality fields (event
-    /// names, sources, regions, error codes, accounts) are pinned: every
-    /// event holds several of them, and with two threads the count of a
-    /// popular one was a cache line both cores kept writing.
+    /// Set once, never cleared: clones and drops then leave `count` alone.
     pinned: AtomicBool,
     /// [`text_hash`] of `text`.
     hash: u64,
@@ -123,9 +120,10 @@ impl Sym {
             // A count of one is the table's own reference: no one else can
             // clone it, and lookups clone under this lock, so it is safe to
             // drop; whoever interns the text again gets a new allocation.
+            // Pinned values hold a reference of their own, so they stay.
             shard
                 .table
-                .retain(|c| c.is_pinned() || c.inner().count.load(Ordering::Acquire) > 1);
+                .retain(|c| c.inner().count.load(Ordering::Acquire) > 1);
             shard.purge_at = PURGE_AT.max(2 * shard.table.len());
         }
         let inner = Box::new(Inner {
@@ -149,16 +147,28 @@ impl Sym {
     /// Keep this value for the life of the process, so that clones and
     /// drops cost no atomic update; `false` when [`MAX_PINNED`] values are
     /// pinned already (the value then stays counted).
+    #[inline]
     pub fn pin(&self) -> bool {
+        // Inlined for the decoder, which asks for every pinned field it
+        // reads; only the first time for a value goes on.
+        self.is_pinned() || self.pin_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn pin_slow(&self) -> bool {
         let inner = self.inner();
-        if inner.pinned.load(Ordering::Relaxed) {
-            return true;
-        }
         if !take_slot(&PINNED, MAX_PINNED) {
             return false;
         }
+        // The pin's own reference (this `Sym` is counted: it was not made
+        // from a pinned one), taken before the flag can let a clone skip
+        // the count.
+        inner.count.fetch_add(1, Ordering::Relaxed);
         if inner.pinned.swap(true, Ordering::Relaxed) {
-            // Another thread pinned it first and took a slot for it.
+            // Another thread pinned it first, with its slot and reference;
+            // this `Sym` still holds one, so the count cannot reach zero.
+            inner.count.fetch_sub(1, Ordering::Relaxed);
             PINNED.fetch_sub(1, Ordering::Relaxed);
         }
         true
@@ -213,10 +223,9 @@ impl Sym {
 impl Clone for Sym {
     fn clone(&self) -> Self {
         let inner = self.inner();
-        // `pinned` only ever goes from false to true, and a thread that
-        // holds this `Sym` has seen every store its holders saw: a clone
-        // that skips the increment is never followed by a drop of it that
-        // decrements (`Drop` reads the flag after this read).
+        // `pinned` only ever goes from false to true, and a clone that saw
+        // it set is dropped after that read, so its drop sees it set too
+        // and gives back nothing it did not take.
         if !inner.pinned.load(Ordering::Relaxed) {
             // Relaxed, as in `Arc`: a new reference is made from an
             // existing one, which keeps the allocation alive meanwhile.
@@ -245,7 +254,8 @@ impl Drop for Sym {
         fence(Ordering::Acquire);
         // SAFETY: the count reached zero, so this was the last `Sym` of the
         // allocation (the table holds one while it has the entry, and it
-        // drops it only under its lock); nothing can reach it any more.
+        // drops it only under its lock; a pinned value's own reference is
+        // never given back); nothing can reach it any more.
         drop(unsafe { Box::from_raw(self.0.as_ptr()) });
     }
 }
@@ -399,6 +409,31 @@ mod tests {
         assert_eq!(Sym::new("pinned after some clones").addr(), addr);
         assert!(Sym::pinned("").is_pinned() && Sym::empty_ref().is_pinned());
         assert!(Sym::ptr_eq(Sym::empty_ref(), &Sym::new("")));
+    }
+
+    #[test]
+    fn a_pinned_value_keeps_a_reference_of_its_own() {
+        // Holders on threads that have not seen the flag yet give their
+        // counted references back; the table's and the pin's remain, so
+        // purges, which read only the count, keep the value.
+        let a = Sym::new("pinned, then released as if unseen");
+        let b = a.clone();
+        assert_eq!(count(&a), 3);
+        assert!(a.pin());
+        for s in [a, b] {
+            // What a drop that read the flag as still clear does.
+            s.inner().count.fetch_sub(1, Ordering::Release);
+            std::mem::forget(s);
+        }
+        let again = Sym::new("pinned, then released as if unseen");
+        assert_eq!(count(&again), 2, "the table's and the pin's");
+        for i in 0..(SHARDS * PURGE_AT * 3) {
+            drop(Sym::new(&format!("own reference filler {i}")));
+        }
+        assert!(Sym::ptr_eq(
+            &again,
+            &Sym::new("pinned, then released as if unseen")
+        ));
     }
 
     #[test]
