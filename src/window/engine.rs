@@ -1584,26 +1584,18 @@ mod tests {
 
     #[test]
     fn sorting_the_tail_in_is_the_full_stable_sort() {
-        // A small LCG: prefixes and tails of every shape, many equal times.
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |m: u64| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) % m
-        };
+        // Prefixes and tails of every shape, many equal times.
+        let mut rng = fastrand::Rng::with_seed(13);
         for _ in 0..2_000 {
-            let head_len = next(40) as usize;
-            let tail_len = next(40) as usize;
-            let spread = 1 + next(60);
-            let mut head: Vec<i64> = (0..head_len).map(|_| next(spread) as i64).collect();
+            let head_len = rng.usize(..40);
+            let tail_len = rng.usize(..40);
+            let spread = rng.i64(1..61);
+            let mut head: Vec<i64> = (0..head_len).map(|_| rng.i64(..spread)).collect();
             head.sort();
             // The tail may start before, inside or after the prefix.
-            let shift = next(spread) as i64 - (spread / 2) as i64;
-            let times = head
-                .iter()
-                .copied()
-                .chain((0..tail_len).map(|_| next(spread) as i64 + shift));
+            let shift = rng.i64(..spread) - spread / 2;
+            let tail: Vec<i64> = (0..tail_len).map(|_| rng.i64(..spread) + shift).collect();
+            let times = head.iter().chain(&tail).copied();
             let mut got: Vec<Buffered> = times.enumerate().map(|(i, t)| buffered(t, i)).collect();
             let mut want = got.clone();
             want.sort_by_key(|x| x.t);
