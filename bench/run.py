@@ -255,26 +255,22 @@ def main():
         # sides of a ratio are measured seconds apart, not minutes: this
         # host's speed drifts by 10-30 % over minutes. The order puts each
         # target's pair side by side.
-        measures = []
         if "limits" not in SKIP:
             # The gunzip pass is told the event count (it does not parse);
             # this first parse also warms what the rounds read.
             parse_events = limit("parse", path)["events"]
-            measures.append(("limit_parse", lambda: limit("parse", path)))
-        if "replay" not in SKIP:
-            measures.append(("replay_1core_1shard", lambda: replay(path, 1, True, state)))
-        py = None
         if "duckdb" not in SKIP:
             py = subprocess.run(["bash", os.path.join(ROOT, "bench", "duckdb_env.sh")], check=True,
                                 stdout=subprocess.PIPE, text=True).stdout.strip()
-            measures.append(("duckdb_1thread", lambda: duckdb(py, d, 1, True)))
-        if "limits" not in SKIP:
-            measures.append(("limit_gunzip", lambda: limit("gunzip", path, parse_events)))
-        if "replay" not in SKIP:
-            measures.append(("replay_2core_1shard", lambda: replay(path, 1, False, state)))
-            measures.append(("replay_2core_2shard", lambda: replay(path, 2, False, state)))
-        if "duckdb" not in SKIP:
-            measures.append(("duckdb_2thread", lambda: duckdb(py, d, 2, False)))
+        measures = [(key, fn) for group, key, fn in [
+            ("limits", "limit_parse", lambda: limit("parse", path)),
+            ("replay", "replay_1core_1shard", lambda: replay(path, 1, True, state)),
+            ("duckdb", "duckdb_1thread", lambda: duckdb(py, d, 1, True)),
+            ("limits", "limit_gunzip", lambda: limit("gunzip", path, parse_events)),
+            ("replay", "replay_2core_1shard", lambda: replay(path, 1, False, state)),
+            ("replay", "replay_2core_2shard", lambda: replay(path, 2, False, state)),
+            ("duckdb", "duckdb_2thread", lambda: duckdb(py, d, 2, False)),
+        ] if group not in SKIP]
         res.update(rounds(measures))
         if "limits" not in SKIP:
             # Not a limit: the rule engine alone on decoded events (its own
