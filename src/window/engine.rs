@@ -1590,11 +1590,11 @@ mod tests {
             let head_len = rng.usize(..40);
             let tail_len = rng.usize(..40);
             let spread = rng.i64(1..61);
-            let mut head: Vec<i64> = (0..head_len).map(|_| rng.i64(..spread)).collect();
+            let mut head: Vec<i64> = (0..head_len).map(|_| rng.i64(0..spread)).collect();
             head.sort();
             // The tail may start before, inside or after the prefix.
-            let shift = rng.i64(..spread) - spread / 2;
-            let tail: Vec<i64> = (0..tail_len).map(|_| rng.i64(..spread) + shift).collect();
+            let shift = rng.i64(0..spread) - spread / 2;
+            let tail: Vec<i64> = (0..tail_len).map(|_| rng.i64(0..spread) + shift).collect();
             let times = head.iter().chain(&tail).copied();
             let mut got: Vec<Buffered> = times.enumerate().map(|(i, t)| buffered(t, i)).collect();
             let mut want = got.clone();
