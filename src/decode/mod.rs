@@ -13,6 +13,7 @@
 pub mod event;
 pub mod inflate;
 pub mod record;
+pub mod recycle;
 mod simd;
 pub mod splitter;
 pub mod sym;

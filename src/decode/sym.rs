@@ -218,6 +218,13 @@ impl Sym {
     pub fn text_hash(&self) -> u64 {
         self.inner().hash
     }
+
+    /// The live reference count (the table's own included), for tests of
+    /// other modules that release symbols.
+    #[cfg(test)]
+    pub(crate) fn ref_count(&self) -> usize {
+        self.inner().count.load(Ordering::SeqCst)
+    }
 }
 
 impl Clone for Sym {

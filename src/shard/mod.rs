@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
 
+use crate::decode::recycle::Sharer;
 use crate::decode::{Event, EventOut, EventRef};
 use crate::ingest::ack::Ack;
 use crate::telemetry::metrics;
@@ -380,11 +381,14 @@ impl EventOut for Router {
         let room = events.len().div_ceil(n) + events.len() / (4 * n);
         let mut per: Vec<Vec<EventRef>> = (0..n).map(|_| Vec::with_capacity(room)).collect();
         let mut max = i64::MIN;
+        let mut sharer = Sharer::default();
+        sharer.reserve(events.len());
         for e in events.drain(..) {
             max = max.max(e.time_ms);
             let i = shard_of_hash(e.identity.text_hash(), n);
-            per[i].push(Arc::new(e));
+            per[i].push(sharer.share(e));
         }
+        drop(sharer);
         if max == i64::MIN {
             return Ok(());
         }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::decode::recycle::Spent;
 use crate::decode::{Event, EventRef, Field, IdentitySource, Sym};
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +102,8 @@ pub struct Engine {
     counts: LocalCounts,
     /// Filter outcomes per field value.
     gate: GateMemo,
+    /// Events released for their allocations' reuse.
+    spent: Spent,
 }
 
 #[derive(Debug)]
@@ -222,10 +225,11 @@ impl SlidingGroup {
 
     /// Drop events older than `cutoff` from the front (those of the
     /// unsorted tail wait for the next sort).
-    fn expire_front(&mut self, cutoff: i64) {
+    fn expire_front(&mut self, cutoff: i64, spent: &mut Spent) {
         while self.events.front().is_some_and(|x| x.t < cutoff) {
             let old = self.pop_front().expect("front exists");
             forget(&mut self.counts, old.value);
+            spent.put(old.event);
         }
     }
 }
@@ -496,6 +500,7 @@ impl Engine {
             consumers,
             direct,
             gate,
+            spent: Spent::default(),
         }
     }
 
@@ -535,63 +540,68 @@ impl Engine {
             cfg,
             watermark_ms,
             direct,
+            spent,
             ..
         } = self;
-        let accepted = direct.without(&gate.rejected(&rules.gate, &e));
-        // Most rules group by identity alone: that key is made once per
-        // event and lent to each of them. Keys borrow the event's symbols;
-        // state maps clone them only when they create a group.
-        let ev: &Event = &e;
-        let by_identity = GroupKeyRef::one(&ev.identity);
-        let mut other: GroupKeyRef<'_>;
-        // Only the rules that accept the event, in rule order.
-        for index in accepted.iter() {
-            let rule = &rules.rules[index];
-            counts.matches[rule.index] += 1;
-            let key: &GroupKeyRef<'_> = if rule.spec.group_by[..] == [Field::Identity] {
-                &by_identity
-            } else {
-                other = group_key(rule, ev);
-                &other
-            };
-            let det = match &mut states[rule.index] {
-                RuleState::Sliding(groups, sup) => {
-                    let wm = *watermark_ms;
-                    sliding_insert(rule, groups, sup, key, &e, wm, &*cfg, counts)
-                }
-                RuleState::Tumbling(groups, sup) => {
-                    tumbling_insert(rule, groups, sup, key, &e, &*cfg)
-                }
-                RuleState::Match(sup) => {
-                    if sup.suppressed(rule, key, ev.time_ms) {
-                        counts.suppressed[rule.index] += 1;
-                        None
-                    } else {
-                        sup.record(key.to_owned_key(), ev.time_ms);
-                        Some(single_event_detection(
-                            rule,
-                            key.to_owned_key(),
-                            e.clone(),
-                            Vec::new(),
-                        ))
+        // A block: the keys borrow the event, which is released after.
+        {
+            let accepted = direct.without(&gate.rejected(&rules.gate, &e));
+            // Most rules group by identity alone: that key is made once per
+            // event and lent to each of them. Keys borrow the event's symbols;
+            // state maps clone them only when they create a group.
+            let ev: &Event = &e;
+            let by_identity = GroupKeyRef::one(&ev.identity);
+            let mut other: GroupKeyRef<'_>;
+            // Only the rules that accept the event, in rule order.
+            for index in accepted.iter() {
+                let rule = &rules.rules[index];
+                counts.matches[rule.index] += 1;
+                let key: &GroupKeyRef<'_> = if rule.spec.group_by[..] == [Field::Identity] {
+                    &by_identity
+                } else {
+                    other = group_key(rule, ev);
+                    &other
+                };
+                let det = match &mut states[rule.index] {
+                    RuleState::Sliding(groups, sup) => {
+                        let wm = *watermark_ms;
+                        sliding_insert(rule, groups, sup, key, &e, wm, &*cfg, counts, spent)
                     }
+                    RuleState::Tumbling(groups, sup) => {
+                        tumbling_insert(rule, groups, sup, key, &e, &*cfg)
+                    }
+                    RuleState::Match(sup) => {
+                        if sup.suppressed(rule, key, ev.time_ms) {
+                            counts.suppressed[rule.index] += 1;
+                            None
+                        } else {
+                            sup.record(key.to_owned_key(), ev.time_ms);
+                            Some(single_event_detection(
+                                rule,
+                                key.to_owned_key(),
+                                e.clone(),
+                                Vec::new(),
+                            ))
+                        }
+                    }
+                    RuleState::NewTerms(st, sup) => {
+                        let triggered = rule
+                            .spec
+                            .new_terms
+                            .as_ref()
+                            .is_some_and(|n| n.trigger.is_some());
+                        new_terms_learn(rule, st, sup, key, &e, triggered)
+                    }
+                    RuleState::Correlation(..) => None,
+                    RuleState::Baseline(st) => baseline_count(rule, st, &e),
+                };
+                if let Some(d) = det {
+                    out.push(d);
                 }
-                RuleState::NewTerms(st, sup) => {
-                    let triggered = rule
-                        .spec
-                        .new_terms
-                        .as_ref()
-                        .is_some_and(|n| n.trigger.is_some());
-                    new_terms_learn(rule, st, sup, key, &e, triggered)
-                }
-                RuleState::Correlation(..) => None,
-                RuleState::Baseline(st) => baseline_count(rule, st, &e),
-            };
-            if let Some(d) = det {
-                out.push(d);
             }
         }
         self.feed_consumers(start, out);
+        self.spent.put(e);
     }
 
     /// Give detections from `out[start..]` to the rules that consume them
@@ -640,6 +650,7 @@ impl Engine {
         for e in events {
             self.process(e, out);
         }
+        self.spent.flush();
     }
 
     /// Move the watermark to `max_event_ms - lateness` (never backwards),
@@ -702,7 +713,7 @@ impl Engine {
                         let cutoff = wm.saturating_sub(rule.window_ms);
                         groups.retain(|_, g| {
                             g.normalize();
-                            g.expire_front(cutoff);
+                            g.expire_front(cutoff, &mut self.spent);
                             !g.events.is_empty()
                         });
                     }
@@ -977,6 +988,7 @@ fn sliding_insert(
     watermark_ms: i64,
     cfg: &EngineConfig,
     counts: &mut LocalCounts,
+    spent: &mut Spent,
 ) -> Option<Detection> {
     let field = distinct_field(rule);
     let (min_d, min_e) = minimums(rule);
@@ -986,7 +998,7 @@ fn sliding_insert(
     let g = groups.get_or_default(key);
     // No window that a non-late event can join reaches before this.
     let cutoff = watermark_ms.saturating_sub(w);
-    g.expire_front(cutoff);
+    g.expire_front(cutoff, spent);
     remember(&mut g.counts, value);
     if g.sorted == g.events.len() && g.events.back().is_none_or(|b| b.t <= t) {
         g.sorted += 1;
@@ -1001,10 +1013,11 @@ fn sliding_insert(
     let cap = cfg.max_events_per_group.max(1);
     if g.events.len() > cap + cap / 8 {
         g.normalize();
-        g.expire_front(cutoff);
+        g.expire_front(cutoff, spent);
         while g.events.len() > cap {
             let old = g.pop_front().expect("non-empty");
             forget(&mut g.counts, old.value);
+            spent.put(old.event);
             counts.evictions += 1;
         }
         if g.events.front().is_some_and(|f| f.t > t) {
