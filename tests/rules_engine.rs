@@ -727,3 +727,72 @@ fn rule5_an_hour_open_while_an_earlier_one_seals_is_judged_on_the_new_history() 
         "judged on the history that includes 08:00"
     );
 }
+
+#[test]
+fn a_batch_is_applied_as_its_events_one_by_one() {
+    // Bursts of two identities with redeliveries inside the same batch and
+    // across batches, and records older than the lateness: `apply_batch`
+    // admits a whole batch before applying any of it, which must decide
+    // exactly what processing the events in turn decides.
+    let mut seq: Vec<Ev> = Vec::new();
+    for (k, arn) in [ALICE, "arn:aws:iam::111122223333:user/bob"]
+        .into_iter()
+        .enumerate()
+    {
+        for mut e in burst(T0 + 1_000 + k as i64 * 700, 12, 400, 100 * k as u64 + 1) {
+            e.arn = arn.into();
+            seq.push(e);
+        }
+    }
+    seq.sort_by_key(|e| e.ms);
+    let mut with_dups = Vec::new();
+    for (i, e) in seq.iter().enumerate() {
+        with_dups.push(e.clone());
+        if i % 3 == 0 {
+            with_dups.push(e.clone()); // same batch
+        }
+        if i % 5 == 0 && i >= 8 {
+            with_dups.push(seq[i - 8].clone()); // an earlier batch's
+        }
+    }
+    let mut late = Ev::new(T0 + 40 * 60_000, "ListBuckets");
+    late.id = 9_000;
+    with_dups.push(late);
+    for i in 0..4 {
+        let mut old = Ev::new(T0 + i * 1000, DISCOVERY[i as usize]);
+        old.id = 9_100 + i as u64;
+        with_dups.push(old);
+    }
+    let rules = Arc::new(rules::load(&RulesConfig::default()).unwrap());
+    let summary = |d: &[Detection]| -> Vec<(String, String, i64, i64, u64)> {
+        d.iter()
+            .map(|x| {
+                (
+                    x.rule.id().to_string(),
+                    x.alert_id.clone(),
+                    x.window_start_ms,
+                    x.window_end_ms,
+                    x.event_count,
+                )
+            })
+            .collect()
+    };
+    let (mut one, mut batched) = (engine(rules.clone()), engine(rules));
+    let (mut d1, mut d2) = (Vec::new(), Vec::new());
+    for chunk in with_dups.chunks(7) {
+        let events: Vec<EventRef> = chunk.iter().map(Ev::event).collect();
+        let max = chunk.iter().map(|e| e.ms).max().unwrap();
+        one.advance(max, &mut d1);
+        for e in events.iter().cloned() {
+            one.process(e, &mut d1);
+        }
+        batched.apply_batch(max, events, &mut d2);
+    }
+    assert!(!fired(&d1, "discovery_cli").is_empty(), "the bursts alert");
+    assert_eq!(summary(&d1), summary(&d2));
+    assert_eq!(one.buffered_events(), batched.buffered_events());
+    assert_eq!(one.group_count(), batched.group_count());
+    one.close_all(&mut d1);
+    batched.close_all(&mut d2);
+    assert_eq!(summary(&d1), summary(&d2));
+}
