@@ -5,9 +5,10 @@
 //! buffered one is released minutes later (a sliding window's events live
 //! for the lateness plus the window), long out of the cache and in another
 //! order than allocated. `free` then walked the allocator's bins among cold
-//! neighbours, and `malloc` did again for the next event: together about a
-//! tenth of a one-core replay. A reused allocation skips both, and the old
-//! event's fields are dropped when the new one is written over it.
+//! neighbours, and `malloc` did again for the next event: with the event's
+//! release, about 8 % of a one-core replay's samples. A reused allocation
+//! skips both, and the old event's fields are dropped when the new one is
+//! written over it.
 //!
 //! Memory stays bounded: at most [`SPARE_CAP`] allocations wait here, each
 //! still holding its old event (and so its symbols) until reused. Beyond
@@ -144,11 +145,6 @@ fn give_into(pool: &mut Vec<EventRef>, events: &mut Vec<EventRef>, cap: usize) -
     let over = events.split_off(keep);
     pool.append(events);
     over
-}
-
-/// Allocations waiting for reuse (for tests and metrics).
-pub fn spare_len() -> usize {
-    spare().len()
 }
 
 #[cfg(test)]
