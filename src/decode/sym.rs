@@ -362,20 +362,15 @@ mod tests {
         assert!(syms.windows(2).all(|w| Sym::ptr_eq(&w[0], &w[1])));
     }
 
-    /// The live reference count of `s` (the table's own included).
-    fn count(s: &Sym) -> usize {
-        s.inner().count.load(Ordering::SeqCst)
-    }
-
     #[test]
     fn clones_and_drops_keep_the_count_of_a_counted_value() {
         let a = Sym::new("counted value, cloned and dropped");
         assert!(!a.is_pinned());
-        assert_eq!(count(&a), 2, "the table's reference and this one");
+        assert_eq!(a.ref_count(), 2, "the table's reference and this one");
         let clones: Vec<Sym> = (0..10).map(|_| a.clone()).collect();
-        assert_eq!(count(&a), 12);
+        assert_eq!(a.ref_count(), 12);
         drop(clones);
-        assert_eq!(count(&a), 2);
+        assert_eq!(a.ref_count(), 2);
         let moved = std::thread::spawn({
             let b = a.clone();
             move || {
@@ -386,9 +381,9 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert_eq!(count(&a), 3);
+        assert_eq!(a.ref_count(), 3);
         drop(moved);
-        assert_eq!(count(&a), 2);
+        assert_eq!(a.ref_count(), 2);
     }
 
     #[test]
@@ -396,9 +391,9 @@ mod tests {
         let a = Sym::new("pinned after some clones");
         let before = a.clone();
         assert!(a.pin() && a.is_pinned() && before.is_pinned());
-        let n = count(&a);
+        let n = a.ref_count();
         let clones: Vec<Sym> = (0..100).map(|_| a.clone()).collect();
-        assert_eq!(count(&a), n, "no count traffic once pinned");
+        assert_eq!(a.ref_count(), n, "no count traffic once pinned");
         drop(clones);
         // Drops after the pin do not decrement either: the clone made
         // before it is not given back, so the count never reaches zero.
@@ -406,7 +401,7 @@ mod tests {
         drop(a);
         let again = Sym::new("pinned after some clones");
         assert!(again.is_pinned());
-        assert_eq!(count(&again), n);
+        assert_eq!(again.ref_count(), n);
         // Purges keep it even though nobody holds it.
         for i in 0..(SHARDS * PURGE_AT * 3) {
             drop(Sym::new(&format!("purge filler {i}")));
@@ -425,7 +420,7 @@ mod tests {
         // purges, which read only the count, keep the value.
         let a = Sym::new("pinned, then released as if unseen");
         let b = a.clone();
-        assert_eq!(count(&a), 3);
+        assert_eq!(a.ref_count(), 3);
         assert!(a.pin());
         for s in [a, b] {
             // What a drop that read the flag as still clear does.
@@ -433,7 +428,7 @@ mod tests {
             std::mem::forget(s);
         }
         let again = Sym::new("pinned, then released as if unseen");
-        assert_eq!(count(&again), 2, "the table's and the pin's");
+        assert_eq!(again.ref_count(), 2, "the table's and the pin's");
         for i in 0..(SHARDS * PURGE_AT * 3) {
             drop(Sym::new(&format!("own reference filler {i}")));
         }
