@@ -494,7 +494,7 @@ async fn run_offline(
     // Names are made once, not in the comparator: a path's `display` costs
     // more than its comparison, and a sort makes ~n log n of them.
     let mut named: Vec<(String, Item)> = items.into_iter().map(|i| (i.name(), i)).collect();
-    named.sort_by(|(a, _), (b, _)| local::replay_order(a, b));
+    local::sort_for_replay(&mut named, |(name, _)| name);
     // Delivery slot per item; the watermark may not pass the oldest unread one.
     let slots: Vec<Option<i64>> = named
         .iter()

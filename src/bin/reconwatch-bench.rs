@@ -198,9 +198,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<serde_json::Value> {
         local::list_files(path).with_context(|| format!("listing {}", path.display()))?;
     let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
     if let Cmd::Engine { .. } = &cmd {
-        files.sort_by(|a, b| {
-            local::replay_order(&name(a).unwrap_or_default(), &name(b).unwrap_or_default())
-        });
+        let mut named: Vec<(String, PathBuf)> = files
+            .into_iter()
+            .map(|f| (name(&f).unwrap_or_default(), f))
+            .collect();
+        local::sort_for_replay(&mut named, |(n, _)| n);
+        files = named.into_iter().map(|(_, f)| f).collect();
     }
     let limits = Limits::from(&S3Config::default());
     let mut t = Totals::default();

