@@ -25,12 +25,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 use reconwatch::config::{RulesConfig, S3Config};
 use reconwatch::decode::record::{Interner, parse_record};
 use reconwatch::decode::splitter::RecordSplitter;
-use reconwatch::decode::{Event, EventOut, EventRef, IdentitySource, Limits, Sym, decode_object};
+use reconwatch::decode::{Event, EventOut, IdentitySource, Limits, Sym, decode_object};
 use reconwatch::rules::alert::Detection;
 use reconwatch::window::engine::{Engine, EngineConfig};
 
@@ -207,7 +207,7 @@ fn bench_decode(c: &mut Criterion, corpus: &Corpus) {
 }
 
 /// A deterministic, realistic event mix for the rule engine.
-fn event_mix(corpus: &Corpus, n: usize) -> Vec<EventRef> {
+fn event_mix(corpus: &Corpus, n: usize) -> Vec<Event> {
     let mut rng = fastrand::Rng::with_seed(42);
     // (eventName, eventSource) pairs seen in the corpus.
     let mut interner = Interner::default();
@@ -396,21 +396,25 @@ fn event_mix(corpus: &Corpus, n: usize) -> Vec<EventRef> {
         rng.shuffle(&mut events[start..end]);
         start = end;
     }
-    events.into_iter().map(Arc::new).collect()
+    events
 }
 
 fn bench_engine(c: &mut Criterion, corpus: &Corpus) {
     let rules = Arc::new(reconwatch::rules::load(&RulesConfig::default()).expect("default rules"));
     let cfg = EngineConfig::default();
     let events = event_mix(corpus, 200_000);
-    let run = |events: &[EventRef]| {
+    // Batches of 512, as the router sends them (made outside the timing).
+    let batches =
+        |events: &[Event]| -> Vec<Vec<Event>> { events.chunks(512).map(|b| b.to_vec()).collect() };
+    let run = |batches: Vec<Vec<Event>>| {
         let mut engine = Engine::new(rules.clone(), cfg);
         let mut out: Vec<Detection> = Vec::new();
         let mut max_ms = i64::MIN;
         let mut detections = 0usize;
-        for batch in events.chunks(512) {
-            engine.apply_batch(max_ms, batch.iter().cloned(), &mut out);
-            max_ms = batch.iter().map(|e| e.time_ms).fold(max_ms, i64::max);
+        for batch in batches {
+            let newest = batch.iter().map(|e| e.time_ms).fold(max_ms, i64::max);
+            engine.apply_batch(max_ms, batch, &mut out);
+            max_ms = newest;
             detections += out.len();
             out.clear();
             engine.flush_metrics();
@@ -422,11 +426,17 @@ fn bench_engine(c: &mut Criterion, corpus: &Corpus) {
         "engine mix: {} events over {:.1} h of event time, {} detections",
         events.len(),
         (events.last().map_or(0, |e| e.time_ms) - events[0].time_ms) as f64 / 3.6e6,
-        run(&events)
+        run(batches(&events))
     );
     let mut g = c.benchmark_group("engine");
     g.throughput(Throughput::Elements(events.len() as u64));
-    g.bench_function("default_rules", |b| b.iter(|| black_box(run(&events))));
+    g.bench_function("default_rules", |b| {
+        b.iter_batched(
+            || batches(&events),
+            |x| black_box(run(x)),
+            BatchSize::LargeInput,
+        )
+    });
     g.finish();
 }
 

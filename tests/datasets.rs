@@ -92,7 +92,7 @@ filter = [{ field = "event_name", starts_with = ["Describe", "List", "Get"] }]
         let e = parse_record(r.to_string().as_bytes(), &mut interner).unwrap();
         max = max.max(e.time_ms);
         eng.advance(max, &mut out);
-        eng.process(Arc::new(e), &mut out);
+        eng.process(e, &mut out);
     }
     eng.close_all(&mut out);
     // Final figure per (group, bin): the update if the bin grew after firing.
@@ -150,7 +150,7 @@ fn default_rules_on_invictus_fire_no_cli_rule() {
     for r in &recs {
         let e = parse_record(r.to_string().as_bytes(), &mut interner).unwrap();
         eng.advance(e.time_ms, &mut out);
-        eng.process(Arc::new(e), &mut out);
+        eng.process(e, &mut out);
     }
     eng.close_all(&mut out);
     assert!(!out.iter().any(|d| d.rule.id() == "discovery_cli"));

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use reconwatch::config::RulesConfig;
+use reconwatch::decode::Event;
 use reconwatch::decode::record::{Interner, parse_record};
-use reconwatch::decode::{Event, EventRef};
 use reconwatch::rules::alert::Detection;
 use reconwatch::rules::spec::{RuleFile, WindowMode};
 use reconwatch::rules::{self, RuleSet};
@@ -62,7 +62,7 @@ impl Ev {
             id: 0,
         }
     }
-    fn event(&self) -> EventRef {
+    fn event(&self) -> Event {
         let secs = self.ms.div_euclid(1000);
         let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
         let j = serde_json::json!({
@@ -75,8 +75,7 @@ impl Ev {
             "userIdentity": {"type": self.typ, "arn": self.arn, "accountId": "111122223333"},
             "recipientAccountId": "111122223333"
         });
-        let e: Event = parse_record(j.to_string().as_bytes(), &mut Interner::default()).unwrap();
-        Arc::new(e)
+        parse_record(j.to_string().as_bytes(), &mut Interner::default()).unwrap()
     }
 }
 
@@ -780,7 +779,7 @@ fn a_batch_is_applied_as_its_events_one_by_one() {
     let (mut one, mut batched) = (engine(rules.clone()), engine(rules));
     let (mut d1, mut d2) = (Vec::new(), Vec::new());
     for chunk in with_dups.chunks(7) {
-        let events: Vec<EventRef> = chunk.iter().map(Ev::event).collect();
+        let events: Vec<Event> = chunk.iter().map(Ev::event).collect();
         let max = chunk.iter().map(|e| e.ms).max().unwrap();
         one.advance(max, &mut d1);
         for e in events.iter().cloned() {

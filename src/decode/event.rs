@@ -58,7 +58,9 @@ pub struct Event {
     pub console_session: bool,
 }
 
-/// Shared handle to an event; rules keep these in their window buffers.
+/// A shared copy of an event, for what outlives the windows: detections,
+/// correlations and rule 5's hourly sample (windows hold ids into their
+/// shard's [`EventLog`](crate::window::log::EventLog)).
 pub type EventRef = Arc<Event>;
 
 /// Fields a rule can filter, group or aggregate on (names as in rule files).

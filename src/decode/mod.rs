@@ -13,7 +13,6 @@
 pub mod event;
 pub mod inflate;
 pub mod record;
-pub mod recycle;
 mod simd;
 pub mod splitter;
 pub mod sym;

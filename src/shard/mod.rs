@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
 
-use crate::decode::recycle::Sharer;
-use crate::decode::{Event, EventOut, EventRef};
+use crate::decode::{Event, EventOut};
 use crate::ingest::ack::Ack;
 use crate::telemetry::metrics;
 use crate::window::ShardHandle;
@@ -376,22 +375,28 @@ impl Router {
 impl EventOut for Router {
     async fn push(&mut self, events: &mut Vec<Event>) -> Result<(), ()> {
         let n = self.shards.len();
-        // Room for an even split and some skew, so a batch does not regrow
-        // each shard's part from empty.
-        let room = events.len().div_ceil(n) + events.len() / (4 * n);
-        let mut per: Vec<Vec<EventRef>> = (0..n).map(|_| Vec::with_capacity(room)).collect();
-        let mut max = i64::MIN;
-        let mut sharer = Sharer::default();
-        sharer.reserve(events.len());
-        for e in events.drain(..) {
-            max = max.max(e.time_ms);
-            let i = shard_of_hash(e.identity.text_hash(), n);
-            per[i].push(sharer.share(e));
-        }
-        drop(sharer);
+        let max = events.iter().map(|e| e.time_ms).max().unwrap_or(i64::MIN);
         if max == i64::MIN {
+            events.clear();
             return Ok(());
         }
+        // Events travel by value: a shard keeps each batch as it arrives
+        // (`window::log`). The decoder refills a buffer of the same room.
+        let per: Vec<Vec<Event>> = if n == 1 {
+            vec![std::mem::replace(
+                events,
+                Vec::with_capacity(events.capacity()),
+            )]
+        } else {
+            // Room for an even split and some skew, so a part does not
+            // regrow from empty.
+            let room = events.len().div_ceil(n) + events.len() / (4 * n);
+            let mut per: Vec<Vec<Event>> = (0..n).map(|_| Vec::with_capacity(room)).collect();
+            for e in events.drain(..) {
+                per[shard_of_hash(e.identity.text_hash(), n)].push(e);
+            }
+            per
+        };
         self.clock.observe(max);
         if let Some(a) = &self.ack {
             a.observe(max);

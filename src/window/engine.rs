@@ -18,10 +18,10 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::decode::recycle::Spent;
 use crate::decode::{Event, EventRef, Field, IdentitySource, Sym};
 use serde::{Deserialize, Serialize};
 
+use super::log::{EvId, EventLog, Holds, Store};
 use super::state_map::{Lookup, StateMap};
 use crate::rules::alert::{
     BaselineFacts, Detection, GroupKey, GroupKeyRef, alert_id, episode, sort_distinct,
@@ -102,10 +102,11 @@ pub struct Engine {
     counts: LocalCounts,
     /// Filter outcomes per field value.
     gate: GateMemo,
-    /// Events released for their allocations' reuse.
-    spent: Spent,
-    /// A batch's events with their admission, kept for the next batch.
-    admitted: Vec<(EventRef, Option<RuleBits>)>,
+    /// The applied events that rules hold, batch by batch.
+    log: EventLog,
+    /// A batch's admitted events (index, rules that accept it), kept for
+    /// the next batch.
+    admitted: Vec<(usize, RuleBits)>,
 }
 
 #[derive(Debug)]
@@ -127,6 +128,8 @@ struct HourAcc {
     /// Distinct event names (at most 50), in arrival order; a short vector
     /// costs a fraction of a tree node per identity.
     commands: Vec<Sym>,
+    /// The hour's first events, copied (held for the hour, they would keep
+    /// their whole batches alive).
     sample: Vec<EventRef>,
     /// (alert id, count) when it alerted.
     alerted: Option<(String, u64)>,
@@ -227,11 +230,11 @@ impl SlidingGroup {
 
     /// Drop events older than `cutoff` from the front (those of the
     /// unsorted tail wait for the next sort).
-    fn expire_front(&mut self, cutoff: i64, spent: &mut Spent) {
+    fn expire_front(&mut self, cutoff: i64, holds: &mut Holds) {
         while self.events.front().is_some_and(|x| x.t < cutoff) {
             let old = self.pop_front().expect("front exists");
             forget(&mut self.counts, old.value);
-            spent.put(old.event);
+            holds.release(old.ev);
         }
     }
 }
@@ -301,7 +304,7 @@ struct SlidingGroup {
     counts: StateMap<usize, u32>,
 }
 
-/// A buffered event with what windows read of it kept beside the reference:
+/// A buffered event with what windows read of it kept beside its id:
 /// sorting, the window bounds, counting and expiry then touch no event
 /// (those of a busy identity's buffer are minutes old, out of the cache).
 #[derive(Debug, Clone)]
@@ -310,14 +313,16 @@ struct Buffered {
     t: i64,
     /// The distinct field's value, by [address](Sym::addr) (0: none).
     value: usize,
-    event: EventRef,
+    /// The event, held in the engine's [`EventLog`].
+    ev: EvId,
 }
 
 #[derive(Debug, Default)]
 struct Bucket {
     counts: FxHashMap<Sym, u64>,
     events: u64,
-    sample: Vec<EventRef>,
+    /// Held in the engine's [`EventLog`] until the bucket closes.
+    sample: Vec<EvId>,
     /// (alert id, events, distinct) at the time it fired.
     fired: Option<(String, u64, usize)>,
 }
@@ -502,7 +507,7 @@ impl Engine {
             consumers,
             direct,
             gate,
-            spent: Spent::default(),
+            log: EventLog::default(),
             admitted: Vec::new(),
         }
     }
@@ -512,12 +517,10 @@ impl Engine {
         self.watermark_ms
     }
 
-    /// Apply one event; detections are appended to `out`.
-    pub fn process(&mut self, e: EventRef, out: &mut Vec<Detection>) {
-        match self.admit(&e) {
-            Some(accepted) => self.apply(e, accepted, out),
-            None => self.spent.put(e),
-        }
+    /// Apply one event (the watermark stays where it is); detections are
+    /// appended to `out`.
+    pub fn process(&mut self, e: Event, out: &mut Vec<Detection>) {
+        self.apply_events(vec![e], out);
     }
 
     /// The checks every event passes before the rules see it, in order:
@@ -550,8 +553,7 @@ impl Engine {
     }
 
     /// Give an admitted event to the rules in `accepted`.
-    fn apply(&mut self, e: EventRef, accepted: RuleBits, out: &mut Vec<Detection>) {
-        self.newest_event_ms = self.newest_event_ms.max(e.time_ms);
+    fn apply(&mut self, id: EvId, accepted: RuleBits, out: &mut Vec<Detection>) {
         let start = out.len();
         // Fields borrowed apart, not `self.rules.clone()`: an atomic
         // reference-count round trip per event drains the store buffer.
@@ -561,15 +563,18 @@ impl Engine {
             counts,
             cfg,
             watermark_ms,
-            spent,
+            newest_event_ms,
+            log,
             ..
         } = self;
-        // A block: the keys borrow the event, which is released after.
+        // A block: the keys borrow the event, which is in the log.
         {
+            let (store, holds) = log.parts();
+            let ev: &Event = store.get(id);
+            *newest_event_ms = (*newest_event_ms).max(ev.time_ms);
             // Most rules group by identity alone: that key is made once per
             // event and lent to each of them. Keys borrow the event's symbols;
             // state maps clone them only when they create a group.
-            let ev: &Event = &e;
             let by_identity = GroupKeyRef::one(&ev.identity);
             let mut other: GroupKeyRef<'_>;
             // Only the rules that accept the event, in rule order.
@@ -585,10 +590,11 @@ impl Engine {
                 let det = match &mut states[rule.index] {
                     RuleState::Sliding(groups, sup) => {
                         let wm = *watermark_ms;
-                        sliding_insert(rule, groups, sup, key, &e, wm, &*cfg, counts, spent)
+                        let at = (store, &mut *holds);
+                        sliding_insert(rule, groups, sup, key, ev, id, at, wm, &*cfg, counts)
                     }
                     RuleState::Tumbling(groups, sup) => {
-                        tumbling_insert(rule, groups, sup, key, &e, &*cfg)
+                        tumbling_insert(rule, groups, sup, key, id, (store, &mut *holds), &*cfg)
                     }
                     RuleState::Match(sup) => {
                         if sup.suppressed(rule, key, ev.time_ms) {
@@ -599,7 +605,7 @@ impl Engine {
                             Some(single_event_detection(
                                 rule,
                                 key.to_owned_key(),
-                                e.clone(),
+                                store.copy(id),
                                 Vec::new(),
                             ))
                         }
@@ -610,10 +616,10 @@ impl Engine {
                             .new_terms
                             .as_ref()
                             .is_some_and(|n| n.trigger.is_some());
-                        new_terms_learn(rule, st, sup, key, &e, triggered)
+                        new_terms_learn(rule, st, sup, key, ev, triggered)
                     }
                     RuleState::Correlation(..) => None,
-                    RuleState::Baseline(st) => baseline_count(rule, st, &e),
+                    RuleState::Baseline(st) => baseline_count(rule, st, ev),
                 };
                 if let Some(d) = det {
                     out.push(d);
@@ -621,7 +627,6 @@ impl Engine {
             }
         }
         self.feed_consumers(start, out);
-        self.spent.put(e);
     }
 
     /// Give detections from `out[start..]` to the rules that consume them
@@ -660,38 +665,36 @@ impl Engine {
 
     /// Apply one batch as a shard actor does: [`advance`](Self::advance) to
     /// `max_event_ms`, then [`process`](Self::process) each event.
+    pub fn apply_batch(&mut self, max_event_ms: i64, events: Vec<Event>, out: &mut Vec<Detection>) {
+        self.advance(max_event_ms, out);
+        self.apply_events(events, out);
+    }
+
+    /// Admit and apply `events`, kept in the log as one batch.
     ///
     /// Every event is admitted first, then the admitted ones applied: the
     /// admission of one event does not wait for the rules' state of the one
     /// before (a cold identity's costs a run of cache misses), so the
     /// checks' lookups of a whole batch overlap.
-    pub fn apply_batch(
-        &mut self,
-        max_event_ms: i64,
-        events: impl IntoIterator<Item = EventRef>,
-        out: &mut Vec<Detection>,
-    ) {
-        self.advance(max_event_ms, out);
+    fn apply_events(&mut self, events: Vec<Event>, out: &mut Vec<Detection>) {
         let mut admitted = std::mem::take(&mut self.admitted);
         admitted.clear();
         let mut touched = 0u64;
-        for e in events {
-            let accepted = self.admit(&e);
-            if accepted.is_some() {
+        for (i, e) in events.iter().enumerate() {
+            if let Some(accepted) = self.admit(e) {
                 // Every rule's key reads the identity's symbol.
                 touched ^= e.identity.text_hash();
+                admitted.push((i, accepted));
             }
-            admitted.push((e, accepted));
         }
         std::hint::black_box(touched);
-        for (e, accepted) in admitted.drain(..) {
-            match accepted {
-                Some(accepted) => self.apply(e, accepted, out),
-                None => self.spent.put(e),
-            }
+        let batch = self.log.add(events);
+        for &(i, accepted) in &admitted {
+            self.apply(EventLog::id(batch, i), accepted, out);
         }
         self.admitted = admitted;
-        self.spent.flush();
+        self.log.seal(batch);
+        self.log.collect();
     }
 
     /// Move the watermark to `max_event_ms - lateness` (never backwards),
@@ -745,6 +748,7 @@ impl Engine {
         };
         self.dedup.evict(wm);
         let rules = self.rules.clone();
+        let (store, holds) = self.log.parts();
         for rule in &rules.rules {
             match &mut self.states[rule.index] {
                 RuleState::Sliding(groups, sup) => {
@@ -754,7 +758,7 @@ impl Engine {
                         let cutoff = wm.saturating_sub(rule.window_ms);
                         groups.retain(|_, g| {
                             g.normalize();
-                            g.expire_front(cutoff, &mut self.spent);
+                            g.expire_front(cutoff, holds);
                             !g.events.is_empty()
                         });
                     }
@@ -768,8 +772,11 @@ impl Engine {
                                     break;
                                 }
                                 let (b, bucket) = g.buckets.pop_first().expect("first exists");
-                                if let Some(d) = tumbling_final(rule, key, b, bucket) {
+                                if let Some(d) = tumbling_final(rule, key, b, &bucket, store) {
                                     out.push(d);
+                                }
+                                for id in bucket.sample {
+                                    holds.release(id);
                                 }
                             }
                             !g.buckets.is_empty()
@@ -817,6 +824,7 @@ impl Engine {
                 }
             }
         }
+        self.log.collect();
     }
 
     /// State namespaces this engine persists: `baseline/<rule>` and
@@ -971,6 +979,12 @@ impl Engine {
             .sum()
     }
 
+    /// Events the engine's log still keeps: those held by windows and the
+    /// others of their batches (for tests).
+    pub fn stored_events(&self) -> usize {
+        self.log.stored_events()
+    }
+
     /// Number of (rule, group) states held; for tests and metrics.
     pub fn group_count(&self) -> usize {
         self.states
@@ -1025,11 +1039,12 @@ fn sliding_insert(
     groups: &mut StateMap<GroupKey, SlidingGroup>,
     sup: &mut Suppression,
     key: &GroupKeyRef<'_>,
-    e: &EventRef,
+    e: &Event,
+    id: EvId,
+    (store, holds): (&Store, &mut Holds),
     watermark_ms: i64,
     cfg: &EngineConfig,
     counts: &mut LocalCounts,
-    spent: &mut Spent,
 ) -> Option<Detection> {
     let field = distinct_field(rule);
     let (min_d, min_e) = minimums(rule);
@@ -1039,26 +1054,23 @@ fn sliding_insert(
     let g = groups.get_or_default(key);
     // No window that a non-late event can join reaches before this.
     let cutoff = watermark_ms.saturating_sub(w);
-    g.expire_front(cutoff, spent);
+    g.expire_front(cutoff, holds);
     remember(&mut g.counts, value);
     if g.sorted == g.events.len() && g.events.back().is_none_or(|b| b.t <= t) {
         g.sorted += 1;
     }
-    g.events.push_back(Buffered {
-        t,
-        value,
-        event: e.clone(),
-    });
+    g.events.push_back(Buffered { t, value, ev: id });
+    holds.hold(id);
     // The cap is enforced with 1/8 slack so a group at its cap sorts once
     // per cap/8 events, not on every event.
     let cap = cfg.max_events_per_group.max(1);
     if g.events.len() > cap + cap / 8 {
         g.normalize();
-        g.expire_front(cutoff, spent);
+        g.expire_front(cutoff, holds);
         while g.events.len() > cap {
             let old = g.pop_front().expect("non-empty");
             forget(&mut g.counts, old.value);
-            spent.put(old.event);
+            holds.release(old.ev);
             counts.evictions += 1;
         }
         if g.events.front().is_some_and(|f| f.t > t) {
@@ -1100,7 +1112,7 @@ fn sliding_insert(
             l += 1;
         }
         if r >= idx && l <= idx && window.len() >= min_d && r + 1 - l >= min_e {
-            let events: Vec<EventRef> = ev[l..=r].iter().map(|x| x.event.clone()).collect();
+            let events: Vec<EventRef> = ev[l..=r].iter().map(|x| store.copy(x.ev)).collect();
             let start = ev[l].t;
             let group = key.to_owned_key();
             sup.record(group.clone(), start);
@@ -1131,9 +1143,11 @@ fn tumbling_insert(
     groups: &mut StateMap<GroupKey, TumblingGroup>,
     sup: &mut Suppression,
     key: &GroupKeyRef<'_>,
-    e: &EventRef,
+    id: EvId,
+    (store, holds): (&Store, &mut Holds),
     cfg: &EngineConfig,
 ) -> Option<Detection> {
+    let e = store.get(id);
     let field = distinct_field(rule);
     let (min_d, min_e) = minimums(rule);
     let w = rule.window_ms;
@@ -1145,7 +1159,8 @@ fn tumbling_insert(
     }
     bucket.events += 1;
     if bucket.sample.len() < cfg.max_events_per_group {
-        bucket.sample.push(e.clone());
+        bucket.sample.push(id);
+        holds.hold(id);
     }
     if bucket.fired.is_some()
         || bucket.counts.len() < min_d
@@ -1158,9 +1173,11 @@ fn tumbling_insert(
     }
     let group = key.to_owned_key();
     sup.record(group.clone(), b);
-    let id = alert_id(rule.id(), &group, episode(rule, b));
-    bucket.fired = Some((id.clone(), bucket.events, bucket.counts.len()));
-    Some(bucket_detection(rule, group, b, bucket, id, false))
+    let alert = alert_id(rule.id(), &group, episode(rule, b));
+    bucket.fired = Some((alert.clone(), bucket.events, bucket.counts.len()));
+    Some(bucket_detection(
+        rule, group, b, bucket, alert, false, store,
+    ))
 }
 
 fn bucket_detection(
@@ -1170,6 +1187,7 @@ fn bucket_detection(
     bucket: &Bucket,
     id: String,
     is_update: bool,
+    store: &Store,
 ) -> Detection {
     let mut distinct: Vec<(Sym, u64)> =
         bucket.counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
@@ -1180,7 +1198,7 @@ fn bucket_detection(
         alert_id: id,
         window_start_ms: b,
         window_end_ms: b + rule.window_ms,
-        events: bucket.sample.clone(),
+        events: bucket.sample.iter().map(|id| store.copy(*id)).collect(),
         event_count: bucket.events,
         distinct,
         signals: Vec::new(),
@@ -1194,13 +1212,22 @@ fn tumbling_final(
     rule: &Arc<CompiledRule>,
     key: &GroupKey,
     b: i64,
-    bucket: Bucket,
+    bucket: &Bucket,
+    store: &Store,
 ) -> Option<Detection> {
     let (id, events, distinct) = bucket.fired.clone()?;
     if events == bucket.events && distinct == bucket.counts.len() {
         return None;
     }
-    Some(bucket_detection(rule, key.clone(), b, &bucket, id, true))
+    Some(bucket_detection(
+        rule,
+        key.clone(),
+        b,
+        bucket,
+        id,
+        true,
+        store,
+    ))
 }
 
 fn single_event_detection(
@@ -1239,7 +1266,7 @@ fn new_terms_learn(
     st: &mut NewTermsState,
     sup: &mut Suppression,
     key: &GroupKeyRef<'_>,
-    e: &EventRef,
+    e: &Event,
     triggered_rule: bool,
 ) -> Option<Detection> {
     let spec = rule.spec.new_terms.as_ref().expect("validated");
@@ -1281,7 +1308,7 @@ fn new_terms_learn(
     Some(single_event_detection(
         rule,
         group,
-        e.clone(),
+        Arc::new(e.clone()),
         vec![term.clone()],
     ))
 }
@@ -1412,7 +1439,7 @@ fn correlate(
 fn baseline_count(
     rule: &Arc<CompiledRule>,
     st: &mut BaselineState,
-    e: &EventRef,
+    e: &Event,
 ) -> Option<Detection> {
     let spec = rule.spec.baseline.as_ref().expect("validated");
     let hour = e.time_ms.div_euclid(HOUR_MS) * HOUR_MS;
@@ -1434,7 +1461,7 @@ fn baseline_count(
         acc.commands.push(e.name.clone());
     }
     if acc.sample.len() < 20 {
-        acc.sample.push(e.clone());
+        acc.sample.push(Arc::new(e.clone()));
     }
     if acc.alerted.is_some() {
         return None;
@@ -1610,29 +1637,13 @@ fn baseline_forget(rule: &CompiledRule, st: &mut BaselineState, retain_wm: i64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Event, IdentitySource};
 
     fn buffered(t: i64, arrival: usize) -> Buffered {
         Buffered {
             t,
             // The arrival number, to check stability.
             value: arrival,
-            event: Arc::new(Event {
-                time_ms: t,
-                id: arrival as u128,
-                name: Sym::new("DescribeInstances"),
-                source: Sym::new("ec2.amazonaws.com"),
-                region: Sym::new("us-east-1"),
-                source_ip: None,
-                user_agent: None,
-                error_code: None,
-                account_id: None,
-                identity: Sym::new("arn:aws:iam::1:user/sort"),
-                identity_source: IdentitySource::Arn,
-                identity_type: None,
-                access_key_id: None,
-                console_session: false,
-            }),
+            ev: EventLog::id(0, arrival),
         }
     }
 

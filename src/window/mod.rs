@@ -8,6 +8,7 @@
 //! the message.
 
 pub mod engine;
+pub mod log;
 pub mod state_map;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use crate::decode::EventRef;
+use crate::decode::Event;
 use crate::rules::RuleSet;
 use crate::rules::alert::Detection;
 use crate::shard::{Applied, EventClock, now_ms};
@@ -27,7 +28,7 @@ use engine::{Engine, EngineConfig};
 
 enum ShardMsg {
     Events {
-        events: Vec<EventRef>,
+        events: Vec<Event>,
         applied: Applied,
     },
     /// Close every window (end of replay), then reply.
@@ -104,7 +105,7 @@ impl ShardHandle {
     /// Send a batch; waits while the shard's channel is full (backpressure).
     /// `applied` is dropped once every event is applied. `Err` means the
     /// shard has stopped.
-    pub async fn send(&self, events: Vec<EventRef>, applied: Applied) -> Result<(), ()> {
+    pub async fn send(&self, events: Vec<Event>, applied: Applied) -> Result<(), ()> {
         self.tx
             .send(ShardMsg::Events { events, applied })
             .await
@@ -232,7 +233,7 @@ impl Shard {
         }
     }
 
-    async fn apply(&mut self, events: Vec<EventRef>) {
+    async fn apply(&mut self, events: Vec<Event>) {
         if let Some(newest) = events.iter().map(|e| e.time_ms).max() {
             metrics()
                 .event_lag
