@@ -125,8 +125,9 @@ const HOUR_MS: i64 = 3_600_000;
 #[derive(Debug, Default)]
 struct HourAcc {
     count: u64,
-    /// Distinct event names (at most 50), in arrival order; a short vector
-    /// costs a fraction of a tree node per identity.
+    /// The first 50 distinct event names, the most recently called first
+    /// (see [`baseline_count`]); a short vector costs a fraction of a tree
+    /// node per identity.
     commands: Vec<Sym>,
     /// The hour's first events, copied (held for the hour, they would keep
     /// their whole batches alive).
@@ -357,8 +358,9 @@ struct NewTermsState {
 /// minute in one probe (a tree search per event was a fortieth of the
 /// engine), and eviction scans the few dozen minutes of the horizon.
 ///
-/// A new minute's set starts as large as the largest one last evicted:
-/// grown from empty, a minute of a busy shard rehashed about ten times.
+/// A new minute's set starts as large as the largest one held or last
+/// evicted: grown from empty, a minute of a busy shard rehashed about ten
+/// times.
 #[derive(Debug)]
 struct Dedup {
     by_minute: FxHashMap<i64, FxHashSet<u128>>,
@@ -369,11 +371,19 @@ struct Dedup {
 impl Dedup {
     /// Whether `id` at `t` is new (and now remembered).
     fn insert(&mut self, id: u128, t: i64) -> bool {
-        let capacity = self.minute_capacity;
-        self.by_minute
-            .entry(t.div_euclid(60_000))
-            .or_insert_with(|| FxHashSet::with_capacity_and_hasher(capacity, Default::default()))
-            .insert(id)
+        let minute = t.div_euclid(60_000);
+        if let Some(ids) = self.by_minute.get_mut(&minute) {
+            return ids.insert(id);
+        }
+        // A new minute starts as large as the largest one held or last
+        // evicted, with a quarter to spare: grown from empty, or from a
+        // size just short of its own, a busy minute rehashed several times.
+        let held = self.by_minute.values().map(|ids| ids.len()).max();
+        let n = held.unwrap_or(0).max(self.minute_capacity);
+        let mut ids = FxHashSet::with_capacity_and_hasher(n + n / 4, Default::default());
+        ids.insert(id);
+        self.by_minute.insert(minute, ids);
+        true
     }
     fn evict(&mut self, watermark_ms: i64) {
         let cutoff = watermark_ms
@@ -1457,8 +1467,16 @@ fn baseline_count(
     let acc = &mut hours[i].1;
     acc.count += 1;
     // Symbols compare by address, so this scan reads no text.
-    if acc.commands.len() < 50 && !acc.commands.contains(&e.name) {
-        acc.commands.push(e.name.clone());
+    // The first 50 distinct names; their order is not kept (the alert
+    // sorts them), so a name found is moved to the front: an identity's
+    // calls are skewed, and its busy names are then found in a compare or
+    // two instead of a scan of the list (symbols compare by address).
+    if acc.commands.len() < 50 {
+        match acc.commands.iter().position(|c| *c == e.name) {
+            Some(0) => {}
+            Some(i) => acc.commands.swap(0, i),
+            None => acc.commands.push(e.name.clone()),
+        }
     }
     if acc.sample.len() < 20 {
         acc.sample.push(Arc::new(e.clone()));
