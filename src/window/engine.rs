@@ -121,6 +121,9 @@ enum RuleState {
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// An identity's open hours, sorted (see [`BaselineState::open`]).
+type OpenHours = smallvec::SmallVec<[(i64, HourAcc); 1]>;
+
 /// One identity's open (not yet sealed) hour.
 #[derive(Debug, Default)]
 struct HourAcc {
@@ -167,8 +170,10 @@ struct IdentityBaseline {
 
 #[derive(Debug, Default)]
 struct BaselineState {
-    /// Open hours per identity, sorted by hour (one or two, rarely more).
-    open: StateMap<Sym, Vec<(i64, HourAcc)>>,
+    /// Open hours per identity, sorted by hour (one or two, rarely more);
+    /// the first inline in the map's entry, not a second allocation to
+    /// reach for every event.
+    open: StateMap<Sym, OpenHours>,
     identities: FxHashMap<Sym, IdentityBaseline>,
     dirty: FxHashSet<Sym>,
 }
@@ -336,12 +341,99 @@ struct TumblingGroup {
 /// Key under which a new-terms rule's learning start is persisted.
 const LEARNING_START_KEY: &str = "\u{0}learning_start";
 
+/// Terms a group has few of (an identity's source IPs) are searched by
+/// address in a short vector; past this many they move to a hash map.
+const FEW_TERMS: usize = 8;
+
+/// One group's terms → (first seen, last seen).
+///
+/// A new-terms rule with no filter of its own (rule 6 learns every
+/// event's source IP) looks its group's terms up for every event. Kept in
+/// a hash map of their own, that was a second cache miss per event after
+/// the group's; a group's first few terms now sit inline in its entry.
+#[derive(Debug)]
+enum Terms {
+    Few(smallvec::SmallVec<[(Sym, (i64, i64)); 2]>),
+    Many(FxHashMap<Sym, (i64, i64)>),
+}
+
+impl Default for Terms {
+    fn default() -> Self {
+        Terms::Few(smallvec::SmallVec::new())
+    }
+}
+
+impl Terms {
+    fn get(&self, term: &Sym) -> Option<&(i64, i64)> {
+        match self {
+            Terms::Few(v) => v.iter().find(|(t, _)| t == term).map(|(_, x)| x),
+            Terms::Many(m) => m.get(term),
+        }
+    }
+
+    fn get_mut(&mut self, term: &Sym) -> Option<&mut (i64, i64)> {
+        match self {
+            Terms::Few(v) => v.iter_mut().find(|(t, _)| t == term).map(|(_, x)| x),
+            Terms::Many(m) => m.get_mut(term),
+        }
+    }
+
+    /// Add a term not present.
+    fn insert_new(&mut self, term: Sym, seen: (i64, i64)) {
+        match self {
+            Terms::Few(v) if v.len() < FEW_TERMS => v.push((term, seen)),
+            Terms::Few(v) => {
+                let mut m: FxHashMap<Sym, (i64, i64)> = v.drain(..).collect();
+                m.insert(term, seen);
+                *self = Terms::Many(m);
+            }
+            Terms::Many(m) => {
+                m.insert(term, seen);
+            }
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&(i64, i64)) -> bool) {
+        match self {
+            Terms::Few(v) => v.retain(|(_, x)| keep(x)),
+            Terms::Many(m) => m.retain(|_, x| keep(x)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Terms::Few(v) => v.is_empty(),
+            Terms::Many(m) => m.is_empty(),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = (&Sym, &(i64, i64))> + '_> {
+        match self {
+            Terms::Few(v) => Box::new(v.iter().map(|(t, x)| (t, x))),
+            Terms::Many(m) => Box::new(m.iter()),
+        }
+    }
+}
+
+impl FromIterator<(Sym, (i64, i64))> for Terms {
+    fn from_iter<I: IntoIterator<Item = (Sym, (i64, i64))>>(it: I) -> Self {
+        let mut t = Terms::default();
+        for (term, seen) in it {
+            match t.get_mut(&term) {
+                Some(x) => *x = seen,
+                None => t.insert_new(term, seen),
+            }
+        }
+        t
+    }
+}
+
 #[derive(Debug, Default)]
 struct NewTermsState {
     /// Earliest event time the rule has learnt from (warm-up origin).
     learning_start_ms: Option<i64>,
     /// group → term → (first seen, last seen).
-    seen: StateMap<GroupKey, FxHashMap<Sym, (i64, i64)>>,
+    seen: StateMap<GroupKey, Terms>,
     /// Groups changed since the last persist.
     dirty: StateMap<GroupKey, ()>,
 }
@@ -804,7 +896,7 @@ impl Engine {
                         .unwrap_or(i64::MAX);
                     let cutoff = retain_wm.saturating_sub(hist);
                     st.seen.retain(|_, terms| {
-                        terms.retain(|_, (_, last)| *last >= cutoff);
+                        terms.retain(|(_, last)| *last >= cutoff);
                         !terms.is_empty()
                     });
                     sup.evict(rule, wm);
@@ -1300,7 +1392,7 @@ fn new_terms_learn(
             (was_forgotten, changed)
         }
         None => {
-            terms.insert(term.clone(), (t, t));
+            terms.insert_new(term.clone(), (t, t));
             (true, true)
         }
     };
