@@ -225,19 +225,30 @@ impl SlidingGroup {
         if self.sorted < self.events.len() {
             sort_tail_in(self.events.make_contiguous(), self.sorted);
             self.sorted = self.events.len();
+            self.front_t = self.events.front().map_or(i64::MAX, |x| x.t);
         }
+    }
+
+    fn push_back(&mut self, x: Buffered) {
+        if self.events.is_empty() {
+            self.front_t = x.t;
+        }
+        self.events.push_back(x);
     }
 
     fn pop_front(&mut self) -> Option<Buffered> {
         let x = self.events.pop_front()?;
         self.sorted = self.sorted.saturating_sub(1);
+        // The next item is beside the one just read.
+        self.front_t = self.events.front().map_or(i64::MAX, |x| x.t);
         Some(x)
     }
 
     /// Drop events older than `cutoff` from the front (those of the
     /// unsorted tail wait for the next sort).
     fn expire_front(&mut self, cutoff: i64, holds: &mut Holds) {
-        while self.events.front().is_some_and(|x| x.t < cutoff) {
+        debug_assert_eq!(self.front_t, self.events.front().map_or(i64::MAX, |x| x.t));
+        while self.front_t < cutoff {
             let old = self.pop_front().expect("front exists");
             forget(&mut self.counts, old.value);
             holds.release(old.ev);
@@ -295,19 +306,37 @@ impl Suppression {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SlidingGroup {
     /// Sorted by event time up to `sorted`; later arrivals are appended and
     /// sorted in only when a sweep or an eviction needs order. Records within
     /// a CloudTrail object are shuffled, so a sorted insert per event would
-    /// shift half a busy identity's buffer every time.
+    /// shift half a busy identity's buffer every time. Changed only through
+    /// the methods, which keep `front_t`.
     events: VecDeque<Buffered>,
     sorted: usize,
+    /// The time of `events.front()` (`i64::MAX` when empty), kept beside
+    /// the header: each insert checks it for expiry, and the front of a
+    /// busy group's buffer is the far end of the ring, written minutes ago
+    /// and out of the cache (a last-level miss per insert, most often to
+    /// learn that nothing expires).
+    front_t: i64,
     /// Distinct-field value counts over the whole buffer (a cheap upper bound
     /// that skips the window sweep for groups that cannot cross), by the
     /// value's [address](Sym::addr): the buffered events hold the values
     /// alive, so an address here is always a live value's.
     counts: StateMap<usize, u32>,
+}
+
+impl Default for SlidingGroup {
+    fn default() -> Self {
+        Self {
+            events: VecDeque::new(),
+            sorted: 0,
+            front_t: i64::MAX,
+            counts: StateMap::default(),
+        }
+    }
 }
 
 /// A buffered event with what windows read of it kept beside its id:
@@ -1161,7 +1190,7 @@ fn sliding_insert(
     if g.sorted == g.events.len() && g.events.back().is_none_or(|b| b.t <= t) {
         g.sorted += 1;
     }
-    g.events.push_back(Buffered { t, value, ev: id });
+    g.push_back(Buffered { t, value, ev: id });
     holds.hold(id);
     // The cap is enforced with 1/8 slack so a group at its cap sorts once
     // per cap/8 events, not on every event.
@@ -1175,7 +1204,7 @@ fn sliding_insert(
             holds.release(old.ev);
             counts.evictions += 1;
         }
-        if g.events.front().is_some_and(|f| f.t > t) {
+        if !g.events.is_empty() && g.front_t > t {
             // The new event itself was among the oldest dropped.
             return None;
         }
