@@ -200,7 +200,7 @@ fn kill_9_during_training_leaves_a_readable_store() {
     use std::os::unix::process::ExitStatusExt;
     let state = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let users: Vec<String> = (0..150)
+    let users: Vec<String> = (0..400)
         .map(|i| format!("arn:aws:iam::111122223333:user/u{i}"))
         .collect();
     let mut rng = Rng(9);

@@ -121,6 +121,9 @@ enum RuleState {
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// Events of an hour kept for its alert (the first ones).
+const SAMPLE: usize = 20;
+
 /// An identity's open hours, sorted (see [`BaselineState::open`]).
 type OpenHours = smallvec::SmallVec<[(i64, HourAcc); 1]>;
 
@@ -134,7 +137,7 @@ struct HourAcc {
     commands: Vec<Sym>,
     /// The hour's first events, copied (held for the hour, they would keep
     /// their whole batches alive).
-    sample: Vec<EventRef>,
+    sample: Vec<Event>,
     /// (alert id, count) when it alerted.
     alerted: Option<(String, u64)>,
     /// The group's threshold, looked up on the hour's first event: the
@@ -1599,8 +1602,14 @@ fn baseline_count(
             None => acc.commands.push(e.name.clone()),
         }
     }
-    if acc.sample.len() < 20 {
-        acc.sample.push(Arc::new(e.clone()));
+    if acc.sample.len() < SAMPLE {
+        if acc.sample.len() == acc.sample.capacity() {
+            // Grown 1, 2, 4, … up to the cap: an identity with one call in
+            // an hour keeps one event, not room for four.
+            let n = acc.sample.len();
+            acc.sample.reserve_exact(n.clamp(1, SAMPLE - n));
+        }
+        acc.sample.push(e.clone());
     }
     if acc.alerted.is_some() {
         return None;
@@ -1665,7 +1674,7 @@ fn baseline_detection(
         alert_id: id,
         window_start_ms: hour,
         window_end_ms: hour + HOUR_MS,
-        events: acc.sample.clone(),
+        events: acc.sample.iter().map(|e| Arc::new(e.clone())).collect(),
         event_count: acc.count,
         distinct: Vec::new(),
         signals: Vec::new(),
