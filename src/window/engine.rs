@@ -887,11 +887,15 @@ impl Engine {
             match &mut self.states[rule.index] {
                 RuleState::Sliding(groups, sup) => {
                     // Groups that receive events expire their own fronts
-                    // (`sliding_insert`); this pass is for idle ones.
+                    // (`sliding_insert`); this pass is for idle ones. It
+                    // does not sort the appended tails in: an event behind
+                    // a younger front (arrival order is event order give or
+                    // take an object's spread) leaves with it, and only a
+                    // window sweep needs the order (sorting every group's
+                    // tail each minute was a tenth of the rules' time).
                     if sweep {
                         let cutoff = wm.saturating_sub(rule.window_ms);
                         groups.retain(|_, g| {
-                            g.normalize();
                             g.expire_front(cutoff, holds);
                             !g.events.is_empty()
                         });
