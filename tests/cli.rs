@@ -62,6 +62,44 @@ fn quick_start_replay_of_bundled_samples_alerts_on_each_planted_burst() {
 }
 
 #[test]
+fn one_core_runs_the_single_threaded_runtime_with_the_same_alerts() {
+    // Under `taskset -c 0` the binary picks a current-thread runtime
+    // (main.rs); everything it runs must work there (no `block_in_place`,
+    // no task that waits on another without yielding) and alert alike.
+    let state = tempfile::tempdir().unwrap();
+    let one = Command::new("taskset")
+        .args([
+            "-c",
+            "0",
+            env!("CARGO_BIN_EXE_reconwatch"),
+            "replay",
+            "samples/",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RECONWATCH_CONFIG")
+        .env("RUST_LOG", "warn")
+        .env("RECONWATCH__PIPELINE__STATE_DIR", state.path())
+        .output()
+        .expect("taskset (util-linux) runs");
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let many = reconwatch(&["replay", "samples/"]);
+    let ids = |out: &Output| {
+        let mut v: Vec<String> = alerts(out)
+            .iter()
+            .map(|a| a["alert_id"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(!ids(&one).is_empty());
+    assert_eq!(ids(&one), ids(&many));
+}
+
+#[test]
 fn replay_over_invictus_reports_event_count_and_no_cli_alert() {
     let out = reconwatch(&["replay", "tests/data/invictus_aws/CloudTrail"]);
     let err = String::from_utf8_lossy(&out.stderr);
