@@ -253,9 +253,49 @@ impl SlidingGroup {
         debug_assert_eq!(self.front_t, self.events.front().map_or(i64::MAX, |x| x.t));
         while self.front_t < cutoff {
             let old = self.pop_front().expect("front exists");
-            forget(&mut self.counts, old.value);
+            self.forget(old.value);
             holds.release(old.ev);
         }
+    }
+
+    fn remember(&mut self, value: usize) {
+        if let Some(counts) = &mut self.counts {
+            remember(counts, value);
+        }
+    }
+
+    fn forget(&mut self, value: usize) {
+        if let Some(counts) = &mut self.counts {
+            forget(counts, value);
+        }
+    }
+
+    /// Whether the buffer may hold `min_distinct` distinct values: a cheap
+    /// upper bound on any window's, so that most inserts skip the sweep.
+    /// The counts are kept only while the buffer is long enough to reach
+    /// `min_distinct` at all (its length bounds them too), and dropped
+    /// when it falls below half that: most groups hold a few events and
+    /// never pay for the counts' table, a cache miss per insert and per
+    /// expiry. Made from the buffer when it gets long, which at most every
+    /// `min_distinct / 2` inserts costs one pass over as many items.
+    fn may_reach(&mut self, min_distinct: usize) -> bool {
+        if min_distinct == 0 {
+            return true;
+        }
+        if self.events.len() < min_distinct {
+            if self.events.len() < min_distinct / 2 {
+                self.counts = None;
+            }
+            return false;
+        }
+        let counts = self.counts.get_or_insert_with(|| {
+            let mut counts = StateMap::default();
+            for x in &self.events {
+                remember(&mut counts, x.value);
+            }
+            counts
+        });
+        counts.len() >= min_distinct
     }
 }
 
@@ -327,8 +367,9 @@ struct SlidingGroup {
     /// Distinct-field value counts over the whole buffer (a cheap upper bound
     /// that skips the window sweep for groups that cannot cross), by the
     /// value's [address](Sym::addr): the buffered events hold the values
-    /// alive, so an address here is always a live value's.
-    counts: StateMap<usize, u32>,
+    /// alive, so an address here is always a live value's. `None` while
+    /// the buffer is too short to need them ([`SlidingGroup::may_reach`]).
+    counts: Option<StateMap<usize, u32>>,
 }
 
 impl Default for SlidingGroup {
@@ -337,7 +378,7 @@ impl Default for SlidingGroup {
             events: VecDeque::new(),
             sorted: 0,
             front_t: i64::MAX,
-            counts: StateMap::default(),
+            counts: None,
         }
     }
 }
@@ -1193,7 +1234,7 @@ fn sliding_insert(
     // No window that a non-late event can join reaches before this.
     let cutoff = watermark_ms.saturating_sub(w);
     g.expire_front(cutoff, holds);
-    remember(&mut g.counts, value);
+    g.remember(value);
     if g.sorted == g.events.len() && g.events.back().is_none_or(|b| b.t <= t) {
         g.sorted += 1;
     }
@@ -1207,7 +1248,7 @@ fn sliding_insert(
         g.expire_front(cutoff, holds);
         while g.events.len() > cap {
             let old = g.pop_front().expect("non-empty");
-            forget(&mut g.counts, old.value);
+            g.forget(old.value);
             holds.release(old.ev);
             counts.evictions += 1;
         }
@@ -1216,7 +1257,7 @@ fn sliding_insert(
             return None;
         }
     }
-    if g.counts.len() < min_d || g.events.len() < min_e.max(1) {
+    if g.events.len() < min_e.max(1) || !g.may_reach(min_d) {
         return None;
     }
     if sup.suppressed(rule, key, t) {
@@ -1796,6 +1837,51 @@ mod tests {
             // The arrival number, to check stability.
             value: arrival,
             ev: EventLog::id(0, arrival),
+        }
+    }
+
+    #[test]
+    fn the_distinct_bound_is_exact_whether_or_not_counts_are_kept() {
+        // Random pushes and expiries; after each, the bound agrees with a
+        // recount of the buffer, and kept counts are the buffer's.
+        let mut rng = fastrand::Rng::with_seed(7);
+        for min in [0, 1, 3, 6, 11] {
+            let mut g = SlidingGroup::default();
+            let mut kept = 0;
+            for step in 0..5_000 {
+                if rng.usize(..10) < 6 || g.events.is_empty() {
+                    // Value 0: the event has no distinct field.
+                    let value = rng.usize(..14);
+                    g.remember(value);
+                    g.push_back(buffered(step, 0));
+                    g.events.back_mut().expect("pushed").value = value;
+                } else {
+                    let old = g.pop_front().expect("non-empty");
+                    g.forget(old.value);
+                }
+                let mut exact: FxHashMap<usize, u32> = FxHashMap::default();
+                for x in g.events.iter().filter(|x| x.value != 0) {
+                    *exact.entry(x.value).or_default() += 1;
+                }
+                assert_eq!(
+                    g.may_reach(min),
+                    exact.len() >= min,
+                    "min {min}, step {step}"
+                );
+                if let Some(counts) = &g.counts {
+                    kept += 1;
+                    assert_eq!(counts.len(), exact.len());
+                    for (v, n) in &exact {
+                        assert_eq!(counts.get(v), Some(n));
+                    }
+                }
+                if g.events.len() < min / 2 {
+                    assert!(g.counts.is_none(), "dropped when the buffer is short");
+                }
+            }
+            if min > 1 {
+                assert!(kept > 0, "counts were made for min {min}");
+            }
         }
     }
 
