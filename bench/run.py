@@ -31,7 +31,7 @@ Environment (all optional):
   BENCH_IDENTITIES    identities of the main dataset         (500)
   BENCH_ACCOUNTS / BENCH_REGIONS / BENCH_BURSTS / BENCH_SEED (4 / 6 / 32 / 42)
   BENCH_REPEAT        runs per timed measurement             (3)
-  BENCH_FETCH_CONCURRENCY  RECONWATCH__S3__FETCH_CONCURRENCY (8, the product default)
+  BENCH_FETCH_CONCURRENCY  RECONWATCH__S3__FETCH_CONCURRENCY (32, the product default)
   BENCH_ID_SCALES     tail identities for the memory table   ("10000 100000 1000000")
   BENCH_ID_EVENTS     tail events per identity dataset       (1000000)
   BENCH_OBJECT_MB     single-object sizes, MB compressed     ("2 200")
@@ -52,7 +52,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.abspath(os.environ.get("BENCH_OUT", os.path.join(ROOT, "bench", "out")))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
-FETCH = os.environ.get("BENCH_FETCH_CONCURRENCY", "8")
+FETCH = os.environ.get("BENCH_FETCH_CONCURRENCY", "32")
 SKIP = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
 TASKSET = ["taskset", "-c", "0"] if shutil.which("taskset") else []
 RECONWATCH = os.path.join(ROOT, "target", "release", "reconwatch")

@@ -159,7 +159,9 @@ pub enum DeleteAfter {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
-    /// Objects fetched and decoded at once. Default 8.
+    /// Objects fetched and decoded at once. Default 32: objects are read
+    /// ahead of the shards, so on two cores both stay busy (with 8, a
+    /// two-core replay took ~1.1x as long; `bench/README.md`).
     #[serde(default = "default_fetch_concurrency")]
     pub fetch_concurrency: usize,
     /// Cap on decompressed bytes per object (gzip-bomb guard). Default 4 GiB.
@@ -395,7 +397,7 @@ const fn default_outbox_retry_secs() -> u64 {
     15
 }
 const fn default_fetch_concurrency() -> usize {
-    8
+    32
 }
 const fn default_max_decompressed_bytes() -> u64 {
     4 << 30
