@@ -183,21 +183,48 @@ def duckdb(py, path, threads, one_core):
     }
 
 
-def rounds(measures, n=REPEAT):
+def host_ticks():
+    """(iowait, steal) clock ticks of all CPUs so far, from /proc/stat (None elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            cpu = f.readline().split()
+        return int(cpu[5]), int(cpu[8])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def rounds(measures, n=REPEAT, warm=None):
     """Run every (key, fn) once per round, n rounds. Per key: the run with
     the median seconds, every run's seconds sorted (`all_seconds`) and in
-    round order (`round_events_per_sec`, for the paired ratios)."""
+    round order (`round_events_per_sec`, for the paired ratios).
+
+    `warm`: a directory read through right before each run. This VM's host
+    pages out memory it finds cold (DAMON `pageout`), the page cache of the
+    dataset included, and a run that then reads from disk measures the disk
+    (seen: 2 s of iowait in a 3 s replay). Each run also records the host's
+    iowait and steal seconds over it (`host_iowait_s`, `host_steal_s`)."""
     runs = {k: [] for k, _ in measures}
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     for i in range(max(1, n)):
         for k, fn in measures:
             log(f"round {i + 1}/{n}: {k}")
-            runs[k].append(fn())
+            if warm:
+                warm_cache(warm)
+            before = host_ticks()
+            r = fn()
+            after = host_ticks()
+            if before and after:
+                r["host_iowait_s"] = round((after[0] - before[0]) / hz, 2)
+                r["host_steal_s"] = round((after[1] - before[1]) / hz, 2)
+            runs[k].append(r)
     out = {}
     for k, rs in runs.items():
         ordered = sorted(rs, key=lambda r: r["seconds"])
         best = dict(ordered[len(ordered) // 2])
         best["all_seconds"] = [r["seconds"] for r in ordered]
         best["round_events_per_sec"] = [r["events_per_sec"] for r in rs]
+        best["round_host_iowait_s"] = [r.get("host_iowait_s") for r in rs]
+        best["round_host_steal_s"] = [r.get("host_steal_s") for r in rs]
         out[k] = best
     return out
 
@@ -271,7 +298,7 @@ def main():
             ("replay", "replay_2core_2shard", lambda: replay(path, 2, False, state)),
             ("duckdb", "duckdb_2thread", lambda: duckdb(py, d, 2, False)),
         ] if group not in SKIP]
-        res.update(rounds(measures))
+        res.update(rounds(measures, warm=path))
         if "limits" not in SKIP:
             # Not a limit: the rule engine alone on decoded events (its own
             # repeats, in one process, so the decode is paid once).
@@ -414,6 +441,14 @@ def report(r):
                      f"{x['events_per_sec'] / base:.2f}" if base and x.get("events_per_sec") else "-",
                      "-" if key == "engine_only" else x.get("peak_rss_mb", "-")])
     s.append(table(rows, ["run", "seconds", "events/s", "MB/s (raw)", "× parse limit", "peak RSS MB"]))
+    io = {k: [v for v in (x.get("round_host_iowait_s") or []) if v is not None]
+          for k, x in r.items() if isinstance(x, dict)}
+    io = {k: v for k, v in io.items() if v}
+    if io:
+        worst = max(io, key=lambda k: max(io[k]))
+        s.append(f"host iowait over the timed runs: {sum(sum(v) for v in io.values()):.2f} s in all, "
+                 f"at most {max(io[worst]):.2f} s in one run ({worst}); steal: "
+                 f"{sum(sum(v for v in (x.get('round_host_steal_s') or []) if v) for x in r.values() if isinstance(x, dict)):.2f} s")
     rt = r["ratios"]
     s.append("")
     s.append(table([[k, v] for k, v in rt.items() if not k.endswith("_rounds")], ["ratio", "value"]))
