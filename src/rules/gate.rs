@@ -173,9 +173,11 @@ const RECENT_SLOTS: usize = 256;
 ///
 /// Outcomes are few (a field's values rule out one of a handful of rule
 /// sets), so the exact map stores each once, by index. In front of it sits
-/// a small direct-mapped cache of (address, outcome): an event's values are
-/// answered from it with a compare per field, in about 10 KB per field that
-/// stays cached. Before, the whole combination of an event's values was
+/// a small direct-mapped cache of (address, outcome index): an event's
+/// values are answered from it with a compare per field, in 4 KB per field
+/// that stays cached (with the outcome itself in each slot, 40 bytes, each
+/// field took 10 KB, and the default rules' fields together more than the
+/// first-level cache). Before, the whole combination of an event's values was
 /// looked up in one table of up to 65,536 entries of 128 bytes: nearly
 /// every lookup missed the cache (half of the gate's time in a one-core
 /// replay was that one load; in cachegrind on the bench slice the gate's
@@ -189,9 +191,9 @@ struct FieldMemo {
     /// Value address → (the value, kept alive so the address cannot be
     /// reused for another value while the entry exists; outcome index).
     exact: FxHashMap<usize, (Sym, u32)>,
-    /// Direct-mapped by address: (address, outcome); address 0 is an empty
-    /// slot. Every address here is a key of `exact`.
-    recent: Box<[(usize, RuleBits)]>,
+    /// Direct-mapped by address: (address, outcome index); address 0 is an
+    /// empty slot. Every address here is a key of `exact`.
+    recent: Box<[(usize, u32)]>,
 }
 
 impl FieldMemo {
@@ -200,7 +202,7 @@ impl FieldMemo {
             outcomes: Vec::new(),
             none: None,
             exact: FxHashMap::default(),
-            recent: vec![(0, RuleBits::default()); RECENT_SLOTS].into_boxed_slice(),
+            recent: vec![(0, 0); RECENT_SLOTS].into_boxed_slice(),
         }
     }
 
@@ -236,9 +238,9 @@ impl FieldMemo {
             },
             Some(v) => {
                 let addr = v.addr();
-                let (a, out) = &self.recent[Self::slot(addr)];
-                if *a == addr {
-                    *out
+                let (a, i) = self.recent[Self::slot(addr)];
+                if a == addr {
+                    self.outcomes[i as usize]
                 } else {
                     self.miss(gate, tests, v)
                 }
@@ -257,16 +259,15 @@ impl FieldMemo {
                     // Start over; the cached addresses may now be freed and
                     // reused, so the cache goes too.
                     self.exact.clear();
-                    self.recent.fill((0, RuleBits::default()));
+                    self.recent.fill((0, 0));
                 }
                 let i = self.intern(gate.ruled_out(tests, Some(v.as_str())));
                 self.exact.insert(addr, (v.clone(), i));
                 i
             }
         };
-        let out = self.outcomes[i as usize];
-        self.recent[Self::slot(addr)] = (addr, out);
-        out
+        self.recent[Self::slot(addr)] = (addr, i);
+        self.outcomes[i as usize]
     }
 }
 
