@@ -140,9 +140,8 @@ def limit(mode, path, events=None, repeat=None):
         d["seconds"] = round(wall, 3)
         if d.get("events"):
             d["events_per_sec"] = round(d["events"] / wall)
-        for k in ("mb_per_sec", "compressed_mb_per_sec"):
-            if d.get(k):
-                d[k] = round(d[k] * d["seconds_in_process"] / wall, 3)
+        d["mb_per_sec"] = round(d["decompressed_bytes"] / 1e6 / wall, 3)
+        d["compressed_mb_per_sec"] = round(d["compressed_bytes"] / 1e6 / wall, 3)
     return d
 
 
