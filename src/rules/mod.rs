@@ -52,6 +52,17 @@ pub struct CompiledRule {
     pub window_mode: WindowMode,
     /// Suppression / episode length in ms.
     pub suppress_ms: i64,
+    /// Grouped by the identity alone, as most rules are: the engine makes
+    /// that key once per event and lends it to each of them. This and the
+    /// threshold's figures below are read for every event a rule takes, so
+    /// they are derived from the spec once, here.
+    pub by_identity: bool,
+    /// The threshold's distinct field, if any.
+    pub distinct_field: Option<Field>,
+    /// The threshold's minimum distinct values (0: none).
+    pub min_distinct: usize,
+    /// The threshold's minimum events (0: none).
+    pub min_events: usize,
 }
 
 impl CompiledRule {
@@ -379,6 +390,18 @@ pub fn compile(specs: Vec<RuleSpec>, cfg: &RulesConfig) -> Result<RuleSet, Confi
             window_ms,
             window_mode,
             suppress_ms: spec.suppress_secs as i64 * 1000,
+            by_identity: spec.group_by[..] == [Field::Identity],
+            distinct_field: spec.threshold.as_ref().and_then(|t| t.distinct_field),
+            min_distinct: spec
+                .threshold
+                .as_ref()
+                .and_then(|t| t.min_distinct)
+                .unwrap_or(0) as usize,
+            min_events: spec
+                .threshold
+                .as_ref()
+                .and_then(|t| t.min_events)
+                .unwrap_or(0) as usize,
         });
     }
     if !problems.is_empty() {
@@ -446,6 +469,26 @@ mod tests {
         assert!(pos("recon_chain") > pos("ec2_multi_region_describe"));
         assert!(pos("discovery_new_source_ip") > pos("discovery_any_client"));
         assert!(!set.get("ec2_multi_region_describe").unwrap().is_alert());
+    }
+
+    #[test]
+    fn per_event_facts_are_taken_from_the_spec() {
+        let set = load(&RulesConfig::default()).unwrap();
+        let rule = |id: &str| set.rules.iter().find(|r| r.id() == id).unwrap();
+        let cli = rule("discovery_cli");
+        assert!(cli.by_identity);
+        assert_eq!(cli.distinct_field, Some(Field::EventName));
+        assert_eq!((cli.min_distinct, cli.min_events), (6, 0));
+        let spike = rule("api_recon_spike");
+        assert!(!spike.by_identity, "grouped by identity and source IP");
+        assert_eq!(spike.min_distinct, 11);
+        let regions = rule("ec2_multi_region_describe");
+        assert_eq!(regions.distinct_field, Some(Field::AwsRegion));
+        assert_eq!((regions.min_distinct, regions.min_events), (10, 10));
+        let baseline = rule("api_calls_anomaly");
+        assert!(baseline.by_identity);
+        assert_eq!(baseline.distinct_field, None);
+        assert_eq!((baseline.min_distinct, baseline.min_events), (0, 0));
     }
 
     #[test]

@@ -590,18 +590,6 @@ fn group_key<'e>(rule: &CompiledRule, e: &'e Event) -> GroupKeyRef<'e> {
     GroupKeyRef::new(parts)
 }
 
-fn distinct_field(rule: &CompiledRule) -> Option<Field> {
-    rule.spec.threshold.as_ref().and_then(|t| t.distinct_field)
-}
-
-fn minimums(rule: &CompiledRule) -> (usize, usize) {
-    let t = rule.spec.threshold.as_ref();
-    (
-        t.and_then(|t| t.min_distinct).unwrap_or(0) as usize,
-        t.and_then(|t| t.min_events).unwrap_or(0) as usize,
-    )
-}
-
 impl Engine {
     /// A fresh engine for `rules`.
     pub fn new(rules: Arc<RuleSet>, cfg: EngineConfig) -> Self {
@@ -756,7 +744,7 @@ impl Engine {
             for index in accepted.iter() {
                 let rule = &rules.rules[index];
                 counts.matches[rule.index] += 1;
-                let key: &GroupKeyRef<'_> = if rule.spec.group_by[..] == [Field::Identity] {
+                let key: &GroupKeyRef<'_> = if rule.by_identity {
                     &by_identity
                 } else {
                     other = group_key(rule, ev);
@@ -1225,8 +1213,8 @@ fn sliding_insert(
     cfg: &EngineConfig,
     counts: &mut LocalCounts,
 ) -> Option<Detection> {
-    let field = distinct_field(rule);
-    let (min_d, min_e) = minimums(rule);
+    let field = rule.distinct_field;
+    let (min_d, min_e) = (rule.min_distinct, rule.min_events);
     let w = rule.window_ms;
     let t = e.time_ms;
     let value = field.and_then(|f| e.sym(f)).map_or(0, Sym::addr);
@@ -1327,8 +1315,8 @@ fn tumbling_insert(
     cfg: &EngineConfig,
 ) -> Option<Detection> {
     let e = store.get(id);
-    let field = distinct_field(rule);
-    let (min_d, min_e) = minimums(rule);
+    let field = rule.distinct_field;
+    let (min_d, min_e) = (rule.min_distinct, rule.min_events);
     let w = rule.window_ms;
     let b = e.time_ms.div_euclid(w) * w;
     let g = groups.get_or_default(key);
