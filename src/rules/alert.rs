@@ -447,7 +447,7 @@ impl Detection {
         let ev = &self.events;
         let mut times: Vec<i64> = ev.iter().map(|e| e.time_ms).collect();
         times.sort_unstable();
-        let distinct_field = spec.threshold.as_ref().and_then(|t| t.distinct_field);
+        let distinct_field = self.rule.distinct_field;
         let window_doc = WindowDoc {
             start: format_ms(self.window_start_ms),
             end: format_ms(self.window_end_ms),

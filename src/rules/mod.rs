@@ -382,6 +382,7 @@ pub fn compile(specs: Vec<RuleSpec>, cfg: &RulesConfig) -> Result<RuleSet, Confi
                 }
             },
         }
+        let threshold = spec.threshold.as_ref();
         compiled.push(CompiledRule {
             spec: spec.clone(),
             index: 0,
@@ -391,17 +392,9 @@ pub fn compile(specs: Vec<RuleSpec>, cfg: &RulesConfig) -> Result<RuleSet, Confi
             window_mode,
             suppress_ms: spec.suppress_secs as i64 * 1000,
             by_identity: spec.group_by[..] == [Field::Identity],
-            distinct_field: spec.threshold.as_ref().and_then(|t| t.distinct_field),
-            min_distinct: spec
-                .threshold
-                .as_ref()
-                .and_then(|t| t.min_distinct)
-                .unwrap_or(0) as usize,
-            min_events: spec
-                .threshold
-                .as_ref()
-                .and_then(|t| t.min_events)
-                .unwrap_or(0) as usize,
+            distinct_field: threshold.and_then(|t| t.distinct_field),
+            min_distinct: threshold.and_then(|t| t.min_distinct).unwrap_or(0) as usize,
+            min_events: threshold.and_then(|t| t.min_events).unwrap_or(0) as usize,
         });
     }
     if !problems.is_empty() {
