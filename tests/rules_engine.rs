@@ -725,6 +725,18 @@ fn rule5_an_hour_open_while_an_earlier_one_seals_is_judged_on_the_new_history() 
         facts.samples, 16,
         "judged on the history that includes 08:00"
     );
+    // 09:00 opened with 15 samples, one short of being judged, beside the
+    // open 08:00 that would make 16: it kept its sample from its first
+    // event, so the alert shows the hour's calls up to the one that
+    // crossed the threshold.
+    let times: Vec<i64> = hits[0].events.iter().map(|e| e.time_ms).collect();
+    let first: Vec<i64> = std::iter::once(day + 9 * HOUR + 10 * 60_000)
+        .chain((0..).map(|k| day + 9 * HOUR + 20 * 60_000 + k * 10_000))
+        .take(facts.api_calls as usize)
+        .collect();
+    assert!(facts.api_calls > 2, "{facts:?}");
+    assert_eq!(times, first);
+    assert_eq!(facts.commands, ["DescribeInstances"]);
 }
 
 #[test]

@@ -138,6 +138,9 @@ struct HourAcc {
     /// The hour's first events, copied (held for the hour, they would keep
     /// their whole batches alive).
     sample: Vec<Event>,
+    /// Whether the hour can alert at all (see [`may_alert`]): if not, it
+    /// keeps no `commands` and no `sample`, which only its alert shows.
+    may_alert: bool,
     /// (alert id, count) when it alerted.
     alerted: Option<(String, u64)>,
     /// The group's threshold, looked up on the hour's first event: the
@@ -782,7 +785,7 @@ impl Engine {
                         new_terms_learn(rule, st, sup, key, ev, triggered)
                     }
                     RuleState::Correlation(..) => None,
-                    RuleState::Baseline(st) => baseline_count(rule, st, ev),
+                    RuleState::Baseline(st) => baseline_count(rule, st, ev, *watermark_ms),
                 };
                 if let Some(d) = det {
                     out.push(d);
@@ -1033,6 +1036,11 @@ impl Engine {
                             let identity = Sym::from(k);
                             if let Some(hours) = st.open.get_mut(&identity) {
                                 reset_judges(hours);
+                                // Restored history may make them judged;
+                                // their alert shows the events from now on.
+                                for (_, acc) in hours.iter_mut() {
+                                    acc.may_alert = true;
+                                }
                             }
                             st.identities.insert(identity, b);
                         }
@@ -1607,6 +1615,7 @@ fn baseline_count(
     rule: &Arc<CompiledRule>,
     st: &mut BaselineState,
     e: &Event,
+    watermark_ms: i64,
 ) -> Option<Detection> {
     let spec = rule.spec.baseline.as_ref().expect("validated");
     let hour = e.time_ms.div_euclid(HOUR_MS) * HOUR_MS;
@@ -1617,12 +1626,25 @@ fn baseline_count(
     let i = match hours.binary_search_by_key(&hour, |(h, _)| *h) {
         Ok(i) => i,
         Err(i) => {
-            hours.insert(i, (hour, HourAcc::default()));
+            let history = identities.get(&e.identity);
+            let may_alert = may_alert(spec, history, hours, hour, watermark_ms);
+            let acc = HourAcc {
+                may_alert,
+                ..HourAcc::default()
+            };
+            hours.insert(i, (hour, acc));
             i
         }
     };
     let acc = &mut hours[i].1;
     acc.count += 1;
+    if !acc.may_alert {
+        debug_assert!(
+            group_samples(spec, identities.get(&e.identity), hour) < spec.min_samples,
+            "an hour taken to be unable to alert has a baseline"
+        );
+        return None;
+    }
     // Symbols compare by address, so this scan reads no text.
     // The first 50 distinct names; their order is not kept (the alert
     // sorts them), so a name found is moved to the front: an identity's
@@ -1724,6 +1746,64 @@ fn baseline_detection(
             is_weekend: weekend,
         }),
     }
+}
+
+/// Sealed hours in the history of `hour`'s group.
+fn group_samples(spec: &BaselineSpec, history: Option<&IdentityBaseline>, hour: i64) -> usize {
+    let (name, ..) = group_name(spec, hour);
+    history
+        .and_then(|b| b.groups.get(name.as_str()))
+        .map_or(0, |g| g.samples.len())
+}
+
+/// How far back [`may_alert`] looks for hours that can still seal before
+/// `hour` (a week and a day: every group recurs within a week); past it
+/// the hour is taken to be able to alert.
+const MAY_ALERT_LOOKBACK_HOURS: i64 = 8 * 24;
+
+/// Whether the open hour `hour` of an identity whose sealed history is
+/// `history` and whose other open hours are `open` can ever be judged, and
+/// so alert: its group must hold `min_samples` sealed hours while it is
+/// open. The history grows only as the identity's earlier hours seal, and
+/// the earlier hours that can still seal are those open now and those not
+/// yet behind the watermark `watermark_ms` (an event behind it is late,
+/// so an hour wholly behind it can no longer be opened). If those cannot
+/// make up the samples missing, the hour is not judged before it seals,
+/// and nothing needs to be kept for its alert. That is every hour of an
+/// identity without a baseline yet: a new deployment, a new identity, each
+/// new role session's ARN. (A restore, which also adds history, turns it
+/// back on; the shard restores before its first event.)
+fn may_alert(
+    spec: &BaselineSpec,
+    history: Option<&IdentityBaseline>,
+    open: &[(i64, HourAcc)],
+    hour: i64,
+    watermark_ms: i64,
+) -> bool {
+    let name = group_name(spec, hour).0.0;
+    let group_of = |h: i64| group_name(spec, h).0.0;
+    let have = group_samples(spec, history, hour);
+    let Some(need) = spec.min_samples.checked_sub(have).filter(|n| *n > 0) else {
+        return true;
+    };
+    let behind = |h: i64| h.saturating_add(HOUR_MS) <= watermark_ms;
+    // Open and behind the watermark: not sealed yet (sealing runs in the
+    // eviction passes).
+    let mut can = open
+        .iter()
+        .filter(|(h, _)| *h < hour && behind(*h) && group_of(*h) == name)
+        .count();
+    let mut h = hour - HOUR_MS;
+    for _ in 0..MAY_ALERT_LOOKBACK_HOURS {
+        if can >= need || behind(h) {
+            return can >= need;
+        }
+        if group_of(h) == name {
+            can += 1;
+        }
+        h -= HOUR_MS;
+    }
+    true
 }
 
 /// Seal the hours the watermark has passed: their counts join the baseline
@@ -1871,6 +1951,106 @@ mod tests {
                 assert!(kept > 0, "counts were made for min {min}");
             }
         }
+    }
+
+    fn baseline_spec() -> BaselineSpec {
+        let rules = crate::rules::load(&crate::config::RulesConfig::default()).unwrap();
+        let rule = rules.get("api_calls_anomaly").expect("a default rule");
+        rule.spec.baseline.clone().expect("a baseline rule")
+    }
+
+    /// Monday 2026-11-23 00:00 UTC.
+    const MONDAY: i64 = 1_795_392_000_000;
+
+    /// `n` sealed hours of `group` ("08d": weekdays 08:00-11:59), on the
+    /// days before [`MONDAY`].
+    fn history(group: &str, n: usize) -> IdentityBaseline {
+        let samples = (1..=n as i64).map(|k| (MONDAY - k * DAY_MS, 10)).collect();
+        let g = GroupHistory {
+            samples,
+            upper: None,
+        };
+        IdentityBaseline {
+            groups: [(group.to_string(), g)].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn an_hour_may_alert_only_if_its_group_can_reach_min_samples_while_open() {
+        let spec = baseline_spec();
+        assert_eq!((spec.min_samples, spec.hour_bucket_hours), (16, 4));
+        let monday = MONDAY;
+        let (eight, nine) = (monday + 8 * HOUR_MS, monday + 9 * HOUR_MS);
+        let open_eight = [(eight, HourAcc::default())];
+        let m = |h: Option<&IdentityBaseline>, open: &[(i64, HourAcc)], hour, wm| {
+            may_alert(&spec, h, open, hour, wm)
+        };
+        let (h15, h16) = (history("08d", 15), history("08d", 16));
+        // Judged already, or never: a full group; none, or another group's.
+        assert!(m(Some(&h16), &[], nine, nine - 60_000));
+        assert!(!m(None, &[], nine, nine - 60_000));
+        assert!(!m(Some(&history("04d", 40)), &[], nine, nine - 60_000));
+        // One short: 08:00 (same group) can still seal into it while 09:00
+        // is open, whether or not it is open yet, as long as it is not
+        // behind the watermark...
+        assert!(m(Some(&h15), &[], nine, nine - 60_000));
+        assert!(m(Some(&h15), &open_eight, nine, nine - 60_000));
+        // ...or, behind it, still open (sealed at the next eviction pass).
+        assert!(m(Some(&h15), &open_eight, nine, nine));
+        assert!(!m(Some(&h15), &[], nine, nine));
+        // 07:00 is in the "04d" group: it cannot help 08:00.
+        assert!(!m(Some(&h15), &[], eight, eight - 60_000));
+        // Two short, and only one earlier hour of the group can seal.
+        assert!(!m(Some(&history("08d", 14)), &[], nine, nine - 60_000));
+        assert!(m(
+            Some(&history("08d", 14)),
+            &[],
+            monday + 10 * HOUR_MS,
+            nine - 60_000
+        ));
+        // No watermark yet: any earlier hour may still come.
+        assert!(m(None, &[], nine, i64::MIN));
+    }
+
+    #[test]
+    fn an_hour_that_cannot_alert_keeps_no_sample() {
+        use crate::decode::IdentitySource;
+        let rules = Arc::new(crate::rules::load(&crate::config::RulesConfig::default()).unwrap());
+        let index = rules.get("api_calls_anomaly").unwrap().index;
+        let mut engine = Engine::new(rules, EngineConfig::default());
+        let monday = MONDAY;
+        let ev = |k: i64, who: &str| Event {
+            time_ms: monday + 9 * HOUR_MS + k * 1_000,
+            id: (k as u128) << 8 | who.len() as u128,
+            name: Sym::new("ListBuckets"),
+            source: Sym::new("s3.amazonaws.com"),
+            region: Sym::new("us-east-1"),
+            source_ip: None,
+            user_agent: None,
+            error_code: None,
+            account_id: None,
+            identity: Sym::new(who),
+            identity_source: IdentitySource::Arn,
+            identity_type: None,
+            access_key_id: None,
+            console_session: false,
+        };
+        let (new, known) = ("arn:aws:iam::1:user/new", "arn:aws:iam::1:user/known");
+        let RuleState::Baseline(st) = &mut engine.states[index] else {
+            panic!("rule 5 is a baseline rule");
+        };
+        st.identities.insert(Sym::new(known), history("08d", 16));
+        let mut out = Vec::new();
+        let events: Vec<Event> = (0..5).flat_map(|k| [ev(k, new), ev(k, known)]).collect();
+        engine.apply_batch(monday + 9 * HOUR_MS, events, &mut out);
+        let RuleState::Baseline(st) = &engine.states[index] else {
+            unreachable!()
+        };
+        let hour = |who: &str| &st.open.get(&Sym::new(who)).expect("an open hour")[0].1;
+        let (n, k) = (hour(new), hour(known));
+        assert_eq!((n.count, k.count), (5, 5));
+        assert!(!n.may_alert && n.sample.is_empty() && n.commands.is_empty());
+        assert!(k.may_alert && k.sample.len() == 5 && k.commands.len() == 1);
     }
 
     #[test]
