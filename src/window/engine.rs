@@ -1793,7 +1793,7 @@ fn may_alert(
         .iter()
         .filter(|(h, _)| *h < hour && behind(*h) && group_of(*h) == name)
         .count();
-    let mut h = hour - HOUR_MS;
+    let mut h = hour.saturating_sub(HOUR_MS);
     for _ in 0..MAY_ALERT_LOOKBACK_HOURS {
         if can >= need || behind(h) {
             return can >= need;
@@ -1801,7 +1801,7 @@ fn may_alert(
         if group_of(h) == name {
             can += 1;
         }
-        h -= HOUR_MS;
+        h = h.saturating_sub(HOUR_MS);
     }
     true
 }
