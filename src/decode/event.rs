@@ -168,6 +168,28 @@ impl Event {
     pub fn id_string(&self) -> String {
         format_uuid(self.id)
     }
+
+    /// For tests: an S3 `ListBuckets` call by the IAM ARN `identity`, with
+    /// none of the optional fields.
+    #[cfg(test)]
+    pub(crate) fn test_call(time_ms: i64, id: u128, identity: &str) -> Event {
+        Event {
+            time_ms,
+            id,
+            name: Sym::new("ListBuckets"),
+            source: Sym::new("s3.amazonaws.com"),
+            region: Sym::new("us-east-1"),
+            source_ip: None,
+            user_agent: None,
+            error_code: None,
+            account_id: None,
+            identity: Sym::new(identity),
+            identity_source: IdentitySource::Arn,
+            identity_type: None,
+            access_key_id: None,
+            console_session: false,
+        }
+    }
 }
 
 /// Render 128 bits as a lowercase hyphenated UUID.

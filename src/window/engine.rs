@@ -2014,26 +2014,13 @@ mod tests {
 
     #[test]
     fn an_hour_that_cannot_alert_keeps_no_sample() {
-        use crate::decode::IdentitySource;
         let rules = Arc::new(crate::rules::load(&crate::config::RulesConfig::default()).unwrap());
         let index = rules.get("api_calls_anomaly").unwrap().index;
         let mut engine = Engine::new(rules, EngineConfig::default());
         let monday = MONDAY;
-        let ev = |k: i64, who: &str| Event {
-            time_ms: monday + 9 * HOUR_MS + k * 1_000,
-            id: (k as u128) << 8 | who.len() as u128,
-            name: Sym::new("ListBuckets"),
-            source: Sym::new("s3.amazonaws.com"),
-            region: Sym::new("us-east-1"),
-            source_ip: None,
-            user_agent: None,
-            error_code: None,
-            account_id: None,
-            identity: Sym::new(who),
-            identity_source: IdentitySource::Arn,
-            identity_type: None,
-            access_key_id: None,
-            console_session: false,
+        let ev = |k: i64, who: &str| {
+            let t = monday + 9 * HOUR_MS + k * 1_000;
+            Event::test_call(t, (k as u128) << 8 | who.len() as u128, who)
         };
         let (new, known) = ("arn:aws:iam::1:user/new", "arn:aws:iam::1:user/known");
         let RuleState::Baseline(st) = &mut engine.states[index] else {

@@ -170,25 +170,9 @@ impl EventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{IdentitySource, Sym};
 
     fn ev(i: u128) -> Event {
-        Event {
-            time_ms: i as i64,
-            id: i,
-            name: Sym::new("ListBuckets"),
-            source: Sym::new("s3.amazonaws.com"),
-            region: Sym::new("us-east-1"),
-            source_ip: None,
-            user_agent: None,
-            error_code: None,
-            account_id: None,
-            identity: Sym::new("arn:aws:iam::1:user/log"),
-            identity_source: IdentitySource::Arn,
-            identity_type: None,
-            access_key_id: None,
-            console_session: false,
-        }
+        Event::test_call(i as i64, i, "arn:aws:iam::1:user/log")
     }
 
     #[test]
