@@ -131,6 +131,15 @@ type OpenHours = smallvec::SmallVec<[(i64, HourAcc); 1]>;
 #[derive(Debug, Default)]
 struct HourAcc {
     count: u64,
+    /// What the hour keeps for its alert, only if it can alert at all
+    /// (see [`may_alert`]). Most hours cannot, and their whole entry in
+    /// the identity map is then 40 bytes, in one or two cache lines.
+    alert: Option<Box<HourAlert>>,
+}
+
+/// An open hour that can alert: its evidence and its judge.
+#[derive(Debug, Default)]
+struct HourAlert {
     /// The first 50 distinct event names, the most recently called first
     /// (see [`baseline_count`]); a short vector costs a fraction of a tree
     /// node per identity.
@@ -138,9 +147,6 @@ struct HourAcc {
     /// The hour's first events, copied (held for the hour, they would keep
     /// their whole batches alive).
     sample: Vec<Event>,
-    /// Whether the hour can alert at all (see [`may_alert`]): if not, it
-    /// keeps no `commands` and no `sample`, which only its alert shows.
-    may_alert: bool,
     /// (alert id, count) when it alerted.
     alerted: Option<(String, u64)>,
     /// The group's threshold, looked up on the hour's first event: the
@@ -1039,7 +1045,7 @@ impl Engine {
                                 // Restored history may make them judged;
                                 // their alert shows the events from now on.
                                 for (_, acc) in hours.iter_mut() {
-                                    acc.may_alert = true;
+                                    acc.alert.get_or_insert_default();
                                 }
                             }
                             st.identities.insert(identity, b);
@@ -1627,24 +1633,21 @@ fn baseline_count(
         Ok(i) => i,
         Err(i) => {
             let history = identities.get(&e.identity);
-            let may_alert = may_alert(spec, history, hours, hour, watermark_ms);
-            let acc = HourAcc {
-                may_alert,
-                ..HourAcc::default()
-            };
-            hours.insert(i, (hour, acc));
+            let alert = may_alert(spec, history, hours, hour, watermark_ms).then(Box::default);
+            hours.insert(i, (hour, HourAcc { count: 0, alert }));
             i
         }
     };
     let acc = &mut hours[i].1;
     acc.count += 1;
-    if !acc.may_alert {
+    let count = acc.count;
+    let Some(acc) = acc.alert.as_deref_mut() else {
         debug_assert!(
             group_samples(spec, identities.get(&e.identity), hour) < spec.min_samples,
             "an hour taken to be unable to alert has a baseline"
         );
         return None;
-    }
+    };
     // Symbols compare by address, so this scan reads no text.
     // The first 50 distinct names; their order is not kept (the alert
     // sorts them), so a name found is moved to the front: an identity's
@@ -1694,15 +1697,15 @@ fn baseline_count(
         bucket,
         weekend,
     } = judge?;
-    let n = acc.count as f64;
+    let n = count as f64;
     if n <= upper || n <= round4(upper) {
         return None;
     }
     let key: GroupKey = std::iter::once(e.identity.clone()).collect();
     let id = alert_id(rule.id(), &key, hour);
-    acc.alerted = Some((id.clone(), acc.count));
+    acc.alerted = Some((id.clone(), count));
     Some(baseline_detection(
-        rule, key, hour, acc, id, false, upper, dist, samples, bucket, weekend,
+        rule, key, hour, count, acc, id, false, upper, dist, samples, bucket, weekend,
     ))
 }
 
@@ -1711,7 +1714,8 @@ fn baseline_detection(
     rule: &Arc<CompiledRule>,
     key: GroupKey,
     hour: i64,
-    acc: &HourAcc,
+    count: u64,
+    acc: &HourAlert,
     id: String,
     is_update: bool,
     upper: f64,
@@ -1730,15 +1734,15 @@ fn baseline_detection(
         window_start_ms: hour,
         window_end_ms: hour + HOUR_MS,
         events: acc.sample.iter().map(|e| Arc::new(e.clone())).collect(),
-        event_count: acc.count,
+        event_count: count,
         distinct: Vec::new(),
         signals: Vec::new(),
         new_terms: Vec::new(),
         is_update,
         baseline: Some(BaselineFacts {
-            api_calls: acc.count,
+            api_calls: count,
             expected_upper_threshold: shown,
-            distance_from_threshold: acc.count as f64 - shown,
+            distance_from_threshold: count as f64 - shown,
             commands: distinct.iter().map(|(c, _)| c.to_string()).collect(),
             dist,
             samples,
@@ -1836,7 +1840,8 @@ fn baseline_seal(
                 .groups
                 .entry(name.as_str().to_string())
                 .or_default();
-            if let Some((id, at_alert)) = &acc.alerted
+            if let Some(alert) = &acc.alert
+                && let Some((id, at_alert)) = &alert.alerted
                 && acc.count != *at_alert
                 && let Some((upper, dist)) = hist.threshold(spec)
             {
@@ -1846,7 +1851,8 @@ fn baseline_seal(
                     rule,
                     key,
                     hour,
-                    &acc,
+                    acc.count,
+                    alert,
                     id.clone(),
                     true,
                     upper,
@@ -1871,8 +1877,11 @@ fn baseline_seal(
 /// Make the open hours look their group's threshold up again (its history
 /// changed).
 fn reset_judges(hours: &mut [(i64, HourAcc)]) {
-    for (_, acc) in hours {
-        acc.judge = None;
+    for alert in hours
+        .iter_mut()
+        .filter_map(|(_, acc)| acc.alert.as_deref_mut())
+    {
+        alert.judge = None;
     }
 }
 
@@ -2036,8 +2045,9 @@ mod tests {
         let hour = |who: &str| &st.open.get(&Sym::new(who)).expect("an open hour")[0].1;
         let (n, k) = (hour(new), hour(known));
         assert_eq!((n.count, k.count), (5, 5));
-        assert!(!n.may_alert && n.sample.is_empty() && n.commands.is_empty());
-        assert!(k.may_alert && k.sample.len() == 5 && k.commands.len() == 1);
+        assert!(n.alert.is_none(), "{n:?}");
+        let k = k.alert.as_ref().expect("kept for the alert");
+        assert_eq!((k.sample.len(), k.commands.len()), (5, 1));
     }
 
     #[test]
