@@ -133,7 +133,7 @@ struct HourAcc {
     count: u64,
     /// What the hour keeps for its alert, only if it can alert at all
     /// (see [`may_alert`]). Most hours cannot, and their whole entry in
-    /// the identity map is then 40 bytes, in one or two cache lines.
+    /// the identity map is then 48 bytes, in one or two cache lines.
     alert: Option<Box<HourAlert>>,
 }
 
@@ -2019,6 +2019,12 @@ mod tests {
         ));
         // No watermark yet: any earlier hour may still come.
         assert!(m(None, &[], nine, i64::MIN));
+    }
+
+    #[test]
+    fn an_identity_hour_that_cannot_alert_is_a_small_entry() {
+        // What `HourAcc::alert` says: the boxed part is all that grows.
+        assert!(std::mem::size_of::<(Sym, OpenHours)>() <= 48);
     }
 
     #[test]
