@@ -348,6 +348,11 @@ pub struct ReplaySummary {
     pub alerts: BTreeMap<String, u64>,
     /// Signals by rule.
     pub signals: BTreeMap<String, u64>,
+    /// Events each enabled rule accepted (filters and allowlists passed),
+    /// 0 included: what a rule costs grows with it, and an event rule at 0
+    /// over data it should see may have a filter typo. Correlations take
+    /// detections, not events, so theirs is 0.
+    pub matched: BTreeMap<String, u64>,
     /// Wall time.
     pub elapsed: Duration,
     /// Peak resident memory of the process, MB (Linux).
@@ -395,6 +400,9 @@ impl fmt::Display for ReplaySummary {
         }
         for (k, v) in &self.signals {
             writeln!(f, "  signals {k:<30} {v}")?;
+        }
+        for (k, v) in &self.matched {
+            writeln!(f, "  matched {k:<30} {v}")?;
         }
         Ok(())
     }
@@ -452,6 +460,7 @@ async fn run_offline(
 ) -> Result<ReplaySummary, AppError> {
     let started = Instant::now();
     let rules = Arc::new(rules::load(&cfg.rules)?);
+    let rule_ids: Vec<String> = rules.rules.iter().map(|r| r.id().to_string()).collect();
     let sources: Vec<Source> = sources.iter().map(|s| Source::parse(s)).collect();
     let needs_aws = sources.iter().any(|s| matches!(s, Source::S3 { .. }))
         || cfg
@@ -503,6 +512,7 @@ async fn run_offline(
     let m = metrics();
     let alerts_before = m.alerts.snapshot();
     let signals_before = m.signals.snapshot();
+    let matched_before = m.rule_matches.snapshot();
     let (late0, dup0, noid0) = (
         m.events_late.get(),
         m.events_duplicate.get(),
@@ -622,6 +632,11 @@ async fn run_offline(
     progress.finish();
     summary.alerts = delta(&alerts_before, m.alerts.snapshot());
     summary.signals = delta(&signals_before, m.signals.snapshot());
+    summary.matched = delta(&matched_before, m.rule_matches.snapshot());
+    // Every enabled rule is listed, those that accepted nothing with 0.
+    for r in rule_ids {
+        summary.matched.entry(r).or_default();
+    }
     summary.late = m.events_late.get() - late0;
     summary.duplicates = m.events_duplicate.get() - dup0;
     summary.no_identity = m.events_no_identity.get() - noid0;

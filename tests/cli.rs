@@ -109,6 +109,18 @@ fn replay_over_invictus_reports_event_count_and_no_cli_alert() {
         err.contains("objects ok / failed / skipped  55 / 0 / 0"),
         "{err}"
     );
+    // Events each rule's filter accepted, counted over the JSON by a separate
+    // script: 2,033 Describe/List/Get calls (rule 4), 2,566 successful calls
+    // by non-service identities (rule 5). No call comes from aws-cli, and a
+    // correlation takes detections, not events: both are listed with 0.
+    for line in [
+        "matched api_recon_spike                2033",
+        "matched api_calls_anomaly              2566",
+        "matched discovery_cli                  0",
+        "matched recon_chain                    0",
+    ] {
+        assert!(err.contains(line), "{line}: {err}");
+    }
     // The dataset has no aws-cli user agent: rule 1 fires nothing.
     assert!(
         !alerts(&out)
