@@ -35,6 +35,8 @@ import tomllib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from run import warm_cache  # noqa: E402  (bench/run.py: read the dataset into the page cache)
 
 
 def default_rules():
@@ -65,15 +67,6 @@ def with_dependents(rule, needs):
             out.add(r)
             todo.extend(needs.get(r, ()))
     return out
-
-
-def warm_cache(path):
-    """Read every file once so that each run starts from the page cache."""
-    for root, _, files in os.walk(path):
-        for fn in files:
-            with open(os.path.join(root, fn), "rb") as f:
-                while f.read(1 << 20):
-                    pass
 
 
 def replay_cmd(binary, core, data, disabled, state):
