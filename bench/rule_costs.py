@@ -36,7 +36,7 @@ import tomllib
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from run import warm_cache  # noqa: E402  (bench/run.py: read the dataset into the page cache)
+from run import SUMMARY_RE, warm_cache  # noqa: E402  (bench/run.py: replay summary patterns, page cache)
 
 
 def default_rules():
@@ -150,7 +150,7 @@ def main():
             (t,), (err,) = run_together([cmd(set(), "all")])
             alone_all.append(t)
             accepted = matched(err)
-            m = re.search(r"^\s+events\s+(\d+)\s*$", err, re.M)
+            m = SUMMARY_RE["events"].search(err)
             events = int(m.group(1)) if m else None
             (t,), _ = run_together([cmd(set(ids), "none")])
             alone_none.append(t)
