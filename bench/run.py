@@ -20,11 +20,12 @@ One run, on the same files, measures:
 "One core" = `taskset -c 0` (when taskset exists). The timed measurements run
 in BENCH_REPEAT rounds (default 3), one run of each per round, with each
 target's two sides next to each other; the median run is reported, all runs are
-kept in bench/out/results.json. Figures are reported as ratios against the
-baselines measured in this run, plus the absolute numbers. The targets are
-judged on the paired ratios: the median over rounds of the ratio within one
-round (`*_paired`, with its range), which the host's drift over minutes does
-not skew; the ratio of the medians is printed too.
+kept in bench/out/results.json (with the commit; "+uncommitted" when the
+build took changes to src, benches or the Cargo files). Figures are reported
+as ratios against the baselines measured in this run, plus the absolute
+numbers. The targets are judged on the paired ratios: the median over rounds
+of the ratio within one round (`*_paired`, with its range), which the host's
+drift over minutes does not skew; the ratio of the medians is printed too.
 
 Environment (all optional):
   BENCH_OUT           output directory                       (bench/out)
@@ -280,6 +281,14 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--bins"], cwd=ROOT, check=True)
     res["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                                 stdout=subprocess.PIPE).stdout.strip()
+    # The build takes the work tree as it is: a run of uncommitted code must
+    # not be filed under the commit.
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                              "src", "benches", "Cargo.toml", "Cargo.lock"],
+                             cwd=ROOT, text=True, stdout=subprocess.PIPE).stdout.strip()
+    if changed:
+        res["git"] += "+uncommitted"
+        res["uncommitted"] = changed.splitlines()
     seed = os.environ.get("BENCH_SEED", "42")
     main_args = ["--seed", seed, "--hours", str(env_int("BENCH_HOURS", 16)),
                  "--events-per-hour", str(env_int("BENCH_EVENTS_PER_HOUR", 62500)),
