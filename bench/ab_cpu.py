@@ -14,6 +14,7 @@ than a lone run's; only the ratio is the result. The start order alternates per 
 A binary may carry environment settings: `path:NAME=VALUE,NAME=VALUE`
 (e.g. `target/release/reconwatch:RECONWATCH__S3__FETCH_CONCURRENCY=2`).
 DIR defaults to bench/out/main/AWSLogs (made by bench/run.sh). Standard library only.
+`replay_cmd` and `run_together` are also what bench/rule_costs.py runs its pairs with.
 """
 import argparse
 import os
@@ -35,18 +36,53 @@ def parse_bin(spec):
     return path, env
 
 
-def start(spec, cores, shards, data, state_dir):
-    path, extra = parse_bin(spec)
+def replay_cmd(binary, cores, shards, data, state_dir, extra=None):
+    """(cmd, env) of `binary replay DATA` pinned to CORES, with a fresh state dir."""
     env = dict(os.environ)
     env.update({
         "RECONWATCH__PIPELINE__SHARDS": str(shards),
         "RECONWATCH__PIPELINE__STATE_DIR": state_dir,
         "RUST_LOG": "warn",
     })
-    env.update(extra)
+    env.update(extra or {})
     shutil.rmtree(state_dir, ignore_errors=True)
-    cmd = ["taskset", "-c", cores, path, "replay", data]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return ["taskset", "-c", cores, binary, "replay", data], env
+
+
+def run_together(cmds):
+    """Start every (cmd, env) at once; their CPU seconds (user + system, from
+    `wait4`) and stderr texts, in order. A failed command raises, with its stderr."""
+    procs, files = {}, []
+    try:
+        for i, (cmd, env) in enumerate(cmds):
+            fe = tempfile.TemporaryFile()
+            files.append(fe)
+            p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=fe)
+            procs[p.pid] = (i, p)
+        cpu = [None] * len(cmds)
+        while procs:
+            pid, status, ru = os.wait4(-1, 0)
+            i, p = procs.pop(pid, (None, None))
+            if i is None:
+                continue
+            p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+            if p.returncode != 0:
+                files[i].seek(0)
+                raise RuntimeError(f"{' '.join(cmds[i][0])} failed:\n"
+                                   f"{files[i].read().decode(errors='replace')[-3000:]}")
+            cpu[i] = ru.ru_utime + ru.ru_stime
+        errs = []
+        for fe in files:
+            fe.seek(0)
+            errs.append(fe.read().decode(errors="replace"))
+        return cpu, errs
+    finally:
+        # After a failure, the others are stopped rather than left running.
+        for _, p in procs.values():
+            p.kill()
+            p.wait()
+        for fe in files:
+            fe.close()
 
 
 def main():
@@ -67,18 +103,17 @@ def main():
             order = [("a", args.a), ("b", args.b)]
             if r % 2:
                 order.reverse()
-            procs = {}
+            cmds = []
             for name, spec in order:
-                p = start(spec, args.cores, args.shards, args.data, os.path.join(work, name))
-                procs[p.pid] = name
-            while procs:
-                pid, status, usage = os.wait4(-1, 0)
-                name = procs.pop(pid, None)
-                if name is None:
-                    continue
-                if status != 0:
-                    sys.exit(f"{name} ({getattr(args, name)}) failed: wait status {status}")
-                cpu[name].append(usage.ru_utime + usage.ru_stime)
+                path, extra = parse_bin(spec)
+                cmds.append(replay_cmd(path, args.cores, args.shards, args.data,
+                                       os.path.join(work, name), extra))
+            try:
+                times, _ = run_together(cmds)
+            except RuntimeError as e:
+                sys.exit(str(e))
+            for (name, _), t in zip(order, times):
+                cpu[name].append(t)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ratios = [b / a for a, b in zip(cpu["a"], cpu["b"])]

@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import tomllib
@@ -36,6 +35,7 @@ import tomllib
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import ab_cpu  # noqa: E402  (bench/ab_cpu.py: replays side by side, their CPU time)
 from run import SUMMARY_RE, warm_cache  # noqa: E402  (bench/run.py: replay summary patterns, page cache)
 
 
@@ -70,45 +70,12 @@ def with_dependents(rule, needs):
 
 
 def replay_cmd(binary, core, data, disabled, state):
-    env = dict(os.environ)
+    """The default rules less `disabled`, one shard, pinned to `core`."""
+    rules = "[" + ",".join(f'"{r}"' for r in sorted(disabled)) + "]"
+    cmd, env = ab_cpu.replay_cmd(binary, core, 1, data, state,
+                                 {"RECONWATCH__RULES__DISABLED": rules})
     env.pop("RECONWATCH_CONFIG", None)
-    env.update({
-        "RECONWATCH__PIPELINE__SHARDS": "1",
-        "RECONWATCH__PIPELINE__STATE_DIR": state,  # empty: no persisted state is read
-        "RECONWATCH__RULES__DISABLED": "[" + ",".join(f'"{r}"' for r in sorted(disabled)) + "]",
-        "RUST_LOG": "warn",
-    })
-    return ["taskset", "-c", core, binary, "replay", data], env
-
-
-def run_together(cmds):
-    """Start every (cmd, env) at once; their CPU seconds and stderr texts, in order."""
-    procs, files = {}, []
-    try:
-        for i, (cmd, env) in enumerate(cmds):
-            fe = tempfile.TemporaryFile()
-            files.append(fe)
-            p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=fe, cwd=ROOT)
-            procs[p.pid] = i
-        cpu = [None] * len(cmds)
-        while procs:
-            pid, status, ru = os.wait4(-1, 0)
-            i = procs.pop(pid, None)
-            if i is None:
-                continue
-            if os.waitstatus_to_exitcode(status) != 0:
-                files[i].seek(0)
-                raise RuntimeError(f"{' '.join(cmds[i][0])} failed:\n"
-                                   f"{files[i].read().decode(errors='replace')[-3000:]}")
-            cpu[i] = ru.ru_utime + ru.ru_stime
-        errs = []
-        for fe in files:
-            fe.seek(0)
-            errs.append(fe.read().decode(errors="replace"))
-        return cpu, errs
-    finally:
-        for fe in files:
-            fe.close()
+    return cmd, env
 
 
 def matched(summary):
@@ -137,31 +104,28 @@ def main():
     work = tempfile.mkdtemp(prefix="rule-costs-")
     try:
         def cmd(disabled, tag):
-            state = os.path.join(work, tag)
-            shutil.rmtree(state, ignore_errors=True)
-            os.makedirs(state)
-            return replay_cmd(args.bin, args.core, args.data, disabled, state)
+            return replay_cmd(args.bin, args.core, args.data, disabled, os.path.join(work, tag))
 
         for rnd in range(args.rounds):
             warm_cache(args.data)
-            (t,), _ = run_together([(["taskset", "-c", args.core, args.bench_bin, "parse", args.data],
-                                     dict(os.environ))])
+            parse = ["taskset", "-c", args.core, args.bench_bin, "parse", args.data]
+            (t,), _ = ab_cpu.run_together([(parse, dict(os.environ))])
             limit.append(t)
-            (t,), (err,) = run_together([cmd(set(), "all")])
+            (t,), (err,) = ab_cpu.run_together([cmd(set(), "all")])
             alone_all.append(t)
             accepted = matched(err)
             m = SUMMARY_RE["events"].search(err)
             events = int(m.group(1)) if m else None
-            (t,), _ = run_together([cmd(set(ids), "none")])
+            (t,), _ = ab_cpu.run_together([cmd(set(ids), "none")])
             alone_none.append(t)
             k = rnd % len(variants)
             for name, disabled in variants[k:] + variants[:k]:
                 # The start order alternates, as in ab_cpu.py.
                 pair = [cmd(set(), "a"), cmd(disabled, "b")]
                 if rnd % 2 == 0:
-                    (full, without), _ = run_together(pair)
+                    (full, without), _ = ab_cpu.run_together(pair)
                 else:
-                    (without, full), _ = run_together(pair[::-1])
+                    (without, full), _ = ab_cpu.run_together(pair[::-1])
                 share[name].append(1 - without / full)
             print(f"[rule_costs] round {rnd + 1}/{args.rounds}: limit {limit[-1]:.3f} s, "
                   f"replay alone {alone_all[-1]:.3f} s, with no rule {alone_none[-1]:.3f} s",
