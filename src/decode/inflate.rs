@@ -10,10 +10,11 @@
 //! over budget) returns `None` and the caller streams it, which is also
 //! what reports errors after delivering the records before them.
 //!
-//! This is the crate's only `unsafe`: one call into libdeflate, the
-//! allocation and release of its decompressor, and marking the bytes it
-//! wrote into a buffer's spare room as the buffer's contents (so the
-//! buffer is not zeroed first only to be overwritten).
+//! This module's `unsafe` (one of three modules with any, see `lib.rs`):
+//! one call into libdeflate, the allocation and release of its
+//! decompressor, and marking the bytes it wrote into a buffer's spare room
+//! as the buffer's contents (so the buffer is not zeroed first only to be
+//! overwritten).
 #![allow(unsafe_code)]
 
 use std::ptr::NonNull;

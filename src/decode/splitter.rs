@@ -110,10 +110,17 @@ pub struct RecordSplitter {
     key_is_records: bool,
     records_value_next: bool,
     offset: u64,
-    started: bool,
+    /// Bytes of a leading UTF-8 byte-order mark matched so far; [`BOM`]'s
+    /// length once the stream's start is decided. A mark split between two
+    /// reads is matched across them, so where a read ends cannot decide
+    /// whether an object parses.
+    bom_matched: usize,
 }
 
 const RECORDS: &[u8] = b"Records";
+
+/// The UTF-8 byte-order mark some tools write before JSON.
+const BOM: &[u8] = &[0xEF, 0xBB, 0xBF];
 
 impl RecordSplitter {
     /// A splitter that skips records over `max_record_bytes`.
@@ -134,7 +141,7 @@ impl RecordSplitter {
             key_is_records: false,
             records_value_next: false,
             offset: 0,
-            started: false,
+            bom_matched: 0,
         }
     }
 
@@ -144,12 +151,26 @@ impl RecordSplitter {
         mut chunk: &[u8],
         out: &mut impl FnMut(Piece<'_>),
     ) -> Result<(), SplitError> {
-        if !self.started && !chunk.is_empty() {
-            self.started = true;
-            if chunk.starts_with(&[0xEF, 0xBB, 0xBF]) {
-                chunk = &chunk[3..];
-                self.offset += 3;
+        if self.bom_matched < BOM.len() {
+            while let Some((&b, rest)) = chunk.split_first() {
+                if self.bom_matched == BOM.len() || b != BOM[self.bom_matched] {
+                    break;
+                }
+                chunk = rest;
+                self.bom_matched += 1;
+                self.offset += 1;
             }
+            if chunk.is_empty() && self.bom_matched < BOM.len() {
+                // The read ended inside what may still be a mark.
+                return Ok(());
+            }
+            if self.bom_matched != 0 && self.bom_matched < BOM.len() {
+                // A mark's first bytes, then something else: not JSON, as
+                // when the same bytes arrive in one read.
+                self.bom_matched = BOM.len();
+                return Err(Self::partial_bom());
+            }
+            self.bom_matched = BOM.len();
         }
         // Start of the part of `chunk` that belongs to the record being captured.
         let mut cap_start: Option<usize> = if self.capturing && !self.oversized {
@@ -381,10 +402,22 @@ impl RecordSplitter {
 
     /// Call at end of stream; reports a value left open (truncated input).
     pub fn finish(&self) -> Result<(), SplitError> {
+        if self.bom_matched != 0 && self.bom_matched < BOM.len() {
+            return Err(Self::partial_bom());
+        }
         if self.depth != 0 || self.in_string {
             return Err(SplitError::Truncated { depth: self.depth });
         }
         Ok(())
+    }
+
+    /// The error for a stream that starts with part of a [`BOM`] only: its
+    /// first byte is not JSON.
+    fn partial_bom() -> SplitError {
+        SplitError::NotJson {
+            byte: BOM[0],
+            offset: 0,
+        }
     }
 
     /// Decompressed bytes seen so far.
@@ -510,5 +543,41 @@ mod tests {
         let (r, e) = split_chunks(&[&v], 1 << 20);
         assert_eq!(r, vec![r#"{"a":1}"#]);
         assert!(e.is_ok());
+    }
+
+    /// Found by fuzzing (`fuzz/`, `split_chunks`): a mark split between
+    /// reads was kept as data, so the object failed as "not JSON" or not
+    /// depending on where the first read ended.
+    #[test]
+    fn a_bom_split_between_reads_is_skipped_and_a_partial_one_is_refused() {
+        let mut v = vec![0xEF, 0xBB, 0xBF];
+        v.extend_from_slice(br#"{"Records":[{"a":1}]}"#);
+        let not_json = Err(SplitError::NotJson {
+            byte: 0xEF,
+            offset: 0,
+        });
+        for cut in 0..=v.len() {
+            for second in [cut, cut + 1, v.len()] {
+                let second = second.clamp(cut, v.len());
+                let chunks = [&v[..cut], &v[cut..second], &v[second..]];
+                let (r, e) = split_chunks(&chunks, 1 << 20);
+                assert_eq!(r, vec![r#"{"a":1}"#], "cut at {cut}, {second}");
+                assert!(e.is_ok(), "cut at {cut}, {second}: {e:?}");
+            }
+        }
+        for bad in [
+            &[0xEF][..],
+            &[0xEF, 0xBB],
+            &[0xEF, b'{'],
+            &[0xEF, 0xBB, b'['],
+        ] {
+            assert_eq!(split_chunks(&[bad], 1 << 20), (vec![], not_json.clone()));
+            let (head, tail) = bad.split_at(1);
+            assert_eq!(
+                split_chunks(&[head, tail], 1 << 20),
+                (vec![], not_json.clone()),
+                "{bad:x?} in two reads"
+            );
+        }
     }
 }
